@@ -1,0 +1,37 @@
+# Every target creates .venv when missing and installs the project into it, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench bench-full clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $@
+
+demo: $(VENV)/.installed-dev
+	$(BIN)/activestream demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check service tests benchmarks
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check service tests benchmarks
+	$(BIN)/ruff format --check service tests benchmarks
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/label_efficiency.py --quick
+
+bench-full: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/label_efficiency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info service/*.egg-info

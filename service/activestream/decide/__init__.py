@@ -1,0 +1,1 @@
+"""Budgets and threshold policies: turn an informativeness score into ask or discard."""

@@ -1,0 +1,47 @@
+"""The contract every threshold policy follows."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A policy's answer for one event.
+
+    ``reason`` is one of a small fixed set of values (it becomes a metric label), e.g. ``"informative"``,
+    ``"random"``, ``"below_threshold"``, ``"over_budget"``, ``"cold_start"``.
+    """
+
+    ask: bool
+    threshold: float
+    reason: str
+
+
+class Policy(abc.ABC):
+    """Turns informativeness scores into ask/discard decisions while keeping spending on budget.
+
+    Contract:
+
+    - ``decide(score)`` is called once per event, in stream order, with a score in ``[0, 1]``; an ask
+      counts against the budget at once (labels asked but not answered yet are already spent, so label
+      delay cannot cause overspending).
+    - Over a long stream the fraction of events asked stays close to ``budget``.
+    - Deterministic given ``seed``.
+    - ``spending`` is the current windowed estimate of the fraction of events asked.
+    """
+
+    #: Short, bounded name used in decisions, label requests and metric labels.
+    name: ClassVar[str]
+    budget: float
+
+    @abc.abstractmethod
+    def decide(self, score: float) -> Verdict:
+        """Decide whether to ask for the label of an event with this informativeness score."""
+
+    @property
+    @abc.abstractmethod
+    def spending(self) -> float:
+        """Windowed estimate of the fraction of recent events that were asked."""

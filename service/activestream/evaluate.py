@@ -1,0 +1,121 @@
+"""Prequential evaluation for stream active learning.
+
+The standard protocol (Žliobaitė et al. 2014): every event is first used to *test* the model, then the
+learner decides whether to ask for its label; only asked labels are learned, and they may arrive ``delay``
+events later. Accuracy is measured over every event, and the labels used are counted against the budget.
+
+>>> from river import datasets
+>>> from activestream.learner import make_learner
+>>> stream = datasets.synth.SEA(seed=1).take(3000)
+>>> result = prequential(make_learner("gnb", budget=0.1, seed=1), stream, delay=100)
+>>> result.n_events, round(result.labels_fraction, 2)
+(3000, 0.1)
+>>> result.accuracy > 0.8
+True
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from river import base, metrics
+
+from activestream.decide import make_policy
+from activestream.learner import ActiveLearner
+from activestream.types import ClassLabel, Features
+
+__all__ = ["CurvePoint", "PrequentialResult", "prequential", "random_sampling"]
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """The state of a run after ``n_events`` events."""
+
+    n_events: int
+    labels_used: int
+    accuracy: float
+    window_accuracy: float
+
+
+@dataclass(frozen=True, slots=True)
+class PrequentialResult:
+    """Quality and label cost of one prequential run."""
+
+    n_events: int
+    labels_used: int
+    accuracy: float
+    kappa: float
+    curve: list[CurvePoint] = field(repr=False)
+
+    @property
+    def labels_fraction(self) -> float:
+        return self.labels_used / self.n_events if self.n_events else 0.0
+
+
+def random_sampling(classifier: base.Classifier, budget: float, seed: int | None = None) -> ActiveLearner:
+    """The baseline every strategy must beat: ask for each event's label with probability ``budget``.
+
+    It is the Split policy with its random part covering every event.
+
+    >>> from activestream.models import make_model
+    >>> random_sampling(make_model("gnb"), 0.05, seed=1).strategy
+    'random/split'
+    """
+    return ActiveLearner(
+        classifier,
+        measure="random",
+        policy=make_policy("split", budget, seed=seed, v=1.0),
+        budget=budget,
+        seed=seed,
+    )
+
+
+def prequential(
+    learner: ActiveLearner,
+    stream: Iterable[tuple[Features, ClassLabel]],
+    delay: int = 0,
+    curve_every: int = 500,
+    window: int = 1000,
+) -> PrequentialResult:
+    """Test on every event, learn only asked labels, ``delay`` events after they were asked.
+
+    Parameters
+    ----------
+    learner
+        Any river active learner following the ``ActiveLearningClassifier`` contract.
+    stream
+        ``(x, y)`` pairs in stream order; ``y`` is only revealed to the learner when asked.
+    delay
+        Number of events between a label request and the label's arrival.
+    curve_every
+        Record a ``CurvePoint`` every this many events (and at the end).
+    window
+        Size of the sliding window for ``CurvePoint.window_accuracy``.
+    """
+    accuracy, kappa = metrics.Accuracy(), metrics.CohenKappa()
+    recent: deque[bool] = deque(maxlen=window)
+    in_flight: deque[tuple[int, Features, ClassLabel]] = deque()
+    curve: list[CurvePoint] = []
+    n = labels = 0
+    for n, (x, y) in enumerate(stream, start=1):
+        y_pred, ask = learner.predict_one(x)
+        accuracy.update(y, y_pred)
+        kappa.update(y, y_pred)
+        recent.append(y_pred == y)
+        if ask:
+            labels += 1
+            in_flight.append((n + delay, x, y))
+        while in_flight and in_flight[0][0] <= n:
+            _, x_due, y_due = in_flight.popleft()
+            learner.learn_one(x_due, y_due)
+        if n % curve_every == 0:
+            curve.append(_point(n, labels, accuracy, recent))
+    if n and (not curve or curve[-1].n_events != n):
+        curve.append(_point(n, labels, accuracy, recent))
+    return PrequentialResult(n, labels, accuracy.get(), kappa.get(), curve)
+
+
+def _point(n: int, labels: int, accuracy: metrics.Accuracy, recent: deque[bool]) -> CurvePoint:
+    return CurvePoint(n, labels, accuracy.get(), sum(recent) / len(recent))

@@ -1,0 +1,154 @@
+"""The active learner: a river classifier, an informativeness measure and a budgeted policy.
+
+It follows river's ``active.base.ActiveLearningClassifier`` contract exactly — ``predict_one(x)`` returns
+``(y_pred, ask)`` and ``learn_one(x, y)`` learns one labeled example — so it drops into river code such as
+``evaluate.progressive_val_score``. ``decide(x)`` returns the whole ``Decision`` (score, threshold,
+strategy, reason) for the audit trail and the label request.
+
+>>> from river import datasets
+>>> learner = ActiveLearner(make_model("logreg"), budget=0.1, seed=42)
+>>> asked = 0
+>>> for x, y in datasets.synth.SEA(seed=1).take(2000):
+...     y_pred, ask = learner.predict_one(x)
+...     if ask:
+...         asked += 1
+...         learner.learn_one(x, y)
+>>> round(asked / 2000, 2)
+0.1
+>>> decision = learner.decide({"0": 7.0, "1": 2.0, "2": 5.0})
+>>> decision.strategy
+'entropy/randomized_variable_uncertainty'
+>>> 0.0 <= decision.score <= 1.0
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from river import base
+from river.active.base import ActiveLearningClassifier
+
+from activestream.decide import Policy, make_policy
+from activestream.models import make_model
+from activestream.score import Measure, make_measure
+from activestream.types import ClassLabel, Features, Proba
+
+__all__ = ["DEFAULT_MEASURE", "DEFAULT_POLICY", "ActiveLearner", "Decision", "make_learner"]
+
+DEFAULT_MEASURE = "entropy"
+DEFAULT_POLICY = "randomized_variable_uncertainty"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything known about one event's ask/discard decision."""
+
+    y_pred: ClassLabel | None
+    proba: dict[ClassLabel, float]
+    score: float
+    threshold: float
+    ask: bool
+    strategy: str
+    reason: str
+
+
+def _argmax(proba: Proba) -> ClassLabel | None:
+    return max(proba, key=proba.__getitem__) if proba else None
+
+
+class ActiveLearner(ActiveLearningClassifier):
+    """A budgeted stream active learner.
+
+    Parameters
+    ----------
+    classifier
+        Any river classifier; it learns only the labels that were asked for.
+    measure
+        An informativeness ``Measure`` or its registry name (see ``activestream.score``).
+    policy
+        A threshold ``Policy`` or its registry name (see ``activestream.decide``).
+    budget
+        Target fraction of events to ask for, used when ``policy`` is a name.
+    seed
+        Seeds the measure and the policy when they are given by name.
+    """
+
+    def __init__(
+        self,
+        classifier: base.Classifier,
+        measure: Measure | str = DEFAULT_MEASURE,
+        policy: Policy | str = DEFAULT_POLICY,
+        budget: float = 0.1,
+        seed: int | None = None,
+    ):
+        super().__init__(classifier, seed=seed)
+        self.measure = measure
+        self.policy = policy
+        self.budget = budget
+        self._measure = make_measure(measure, seed=seed) if isinstance(measure, str) else measure
+        self._policy = make_policy(policy, budget, seed=seed) if isinstance(policy, str) else policy
+
+    @property
+    def strategy(self) -> str:
+        """``"<measure>/<policy>"``: a bounded label for metrics and label requests."""
+        return f"{self._measure.name}/{self._policy.name}"
+
+    @property
+    def spending(self) -> float:
+        """The policy's windowed estimate of the fraction of events asked."""
+        return self._policy.spending
+
+    def decide(self, x: Features) -> Decision:
+        """Score ``x``, decide whether to ask for its label, and say why."""
+        proba = dict(self.classifier.predict_proba_one(x))
+        score = self._measure.score(x, proba, self.classifier)
+        verdict = self._policy.decide(score)
+        return Decision(
+            y_pred=_argmax(proba),
+            proba=proba,
+            score=score,
+            threshold=verdict.threshold,
+            ask=verdict.ask,
+            strategy=self.strategy,
+            reason=verdict.reason,
+        )
+
+    def _ask_for_label(self, x: Any, y_pred: Any) -> bool:  # pragma: no cover - decide() is used instead
+        return self._policy.decide(self._measure.score(x, y_pred, self.classifier)).ask
+
+    def predict_proba_one(self, x: Features, **kwargs: Any) -> tuple[dict[ClassLabel, float], bool]:
+        decision = self.decide(x)
+        return decision.proba, decision.ask
+
+    def predict_one(self, x: Features, **kwargs: Any) -> tuple[ClassLabel | None, bool]:
+        decision = self.decide(x)
+        return decision.y_pred, decision.ask
+
+    def learn_one(self, x: Features, y: ClassLabel, **kwargs: Any) -> None:
+        self.classifier.learn_one(x, y)
+        self._measure.learn_one(x, y)
+
+
+def make_learner(
+    model: str | base.Classifier = "logreg",
+    measure: str = DEFAULT_MEASURE,
+    policy: str = DEFAULT_POLICY,
+    budget: float = 0.1,
+    seed: int | None = None,
+    **measure_params: Any,
+) -> ActiveLearner:
+    """An ``ActiveLearner`` from names, as the configuration gives them.
+
+    >>> make_learner("gnb", measure="margin", policy="split", budget=0.05, seed=1).strategy
+    'margin/split'
+    """
+    classifier = make_model(model, seed) if isinstance(model, str) else model
+    return ActiveLearner(
+        classifier,
+        measure=make_measure(measure, seed=seed, **measure_params),
+        policy=make_policy(policy, budget, seed=seed),
+        budget=budget,
+        seed=seed,
+    )

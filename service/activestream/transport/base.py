@@ -1,0 +1,118 @@
+"""The transport contract the service loop is written against.
+
+Two implementations follow it: ``transport.kafka`` (kafka-python, production) and ``transport.memory``
+(in-process, for unit tests of the loop). The loop never imports kafka-python directly.
+
+Offsets follow Kafka's convention: a committed offset is the offset of the *next* message to read, so
+after processing the message at offset ``o`` the loop commits ``o + 1``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class TopicPartition(NamedTuple):
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed record."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = field(default_factory=tuple)
+    timestamp_ms: int | None = None
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+
+#: Called with the partitions gained (on assign) or about to be lost (on revoke).
+RebalanceCallback = Callable[[set[TopicPartition]], None]
+
+
+class Consumer(abc.ABC):
+    """A consumer-group member. Not thread-safe: one thread owns it.
+
+    - ``subscribe`` joins the group; ``on_assign``/``on_revoke`` run inside ``poll`` during a rebalance
+      (``on_revoke`` before partitions go away, so the owner can checkpoint and commit; ``on_lost`` when
+      they were taken away already and committing is no longer possible).
+    - ``poll`` returns at most ``max_records`` messages, possibly none.
+    - ``commit`` commits exactly the given offsets (never "everything polled").
+    - ``seek`` makes the next ``poll`` of that partition start at ``offset``.
+    """
+
+    @abc.abstractmethod
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        on_assign: RebalanceCallback | None = None,
+        on_revoke: RebalanceCallback | None = None,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def poll(self, timeout_s: float, max_records: int) -> list[Message]: ...
+
+    @abc.abstractmethod
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    @abc.abstractmethod
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset for ``tp``, or ``None`` when nothing was committed."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[TopicPartition]: ...
+
+    @abc.abstractmethod
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages between the consumer's position and the end of each assigned partition."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Producer(abc.ABC):
+    """Sends records. ``flush`` blocks until every record sent so far is acknowledged, or raises."""
+
+    @abc.abstractmethod
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: Iterable[tuple[str, bytes]] = (),
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def flush(self, timeout_s: float) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class Admin(abc.ABC):
+    """Topic management and broker reachability, for start-up and ``/readyz``."""
+
+    @abc.abstractmethod
+    def ensure_topics(self, topics: Sequence[str], partitions: int = 1) -> None:
+        """Create the topics that do not exist yet; existing ones are left as they are."""
+
+    @abc.abstractmethod
+    def is_reachable(self, timeout_s: float) -> bool: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
