@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ def _concept_chain(
 ) -> river_base.SyntheticDataset:
     """Concepts one after another at equal spacing; ``width`` > 1 makes each change gradual."""
     step = n // len(concepts)
+    # river's ConceptDriftStream computes exp(4·(position − t)/width), which overflows a float when
+    # position/width > ~177; so an "abrupt" change is a sigmoid a few hundred events wide at most.
+    width = max(width, math.ceil(4 * step / 700))
     chained = concepts[-1]
     for i in range(len(concepts) - 2, -1, -1):
         # A nested stream only advances once drawn from, so each position counts from the previous drift.

@@ -127,7 +127,8 @@ class ActiveLearner(ActiveLearningClassifier):
         return decision.y_pred, decision.ask
 
     def learn_one(self, x: Features, y: ClassLabel, **kwargs: Any) -> None:
-        self.classifier.learn_one(x, y)
+        """Learn one labeled example; ``kwargs`` (e.g. ``unbiased=True``) go to the classifier."""
+        self.classifier.learn_one(x, y, **kwargs)
         self._measure.learn_one(x, y)
 
 
