@@ -2,8 +2,8 @@
 
 >>> snapshot = ProgressSnapshot(events=1200, total=45312, asked=118, learned=97, accuracy=0.81,
 ...                             threshold=0.42, pending=21)
->>> render_progress(snapshot, width=20)
-'[....................]   1,200/45,312 events | asked 118 (9.8%) | learned 97 | pending 21 | acc 81.0% | thr 0.420'
+>>> print(render_progress(snapshot, width=20))
+[....................]   1,200/45,312 events | asked 118 (9.8%) | learned 97 | pending 21 | acc 81.0% | ...
 """
 
 from __future__ import annotations

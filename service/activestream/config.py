@@ -1,0 +1,301 @@
+"""Service configuration from ``ACTIVESTREAM_*`` environment variables.
+
+``load_settings()`` reads and validates everything at start and turns validation errors into one readable
+line per bad variable, naming the variable; ``settings_table_markdown()`` renders the reference table.
+
+>>> settings = Settings(budget=0.05, sasl_password="hunter2")
+>>> settings.budget, settings.events_topic
+(0.05, 'events')
+>>> "hunter2" in repr(settings)
+False
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConfigError",
+    "SaslMechanism",
+    "SecurityProtocol",
+    "Settings",
+    "env_var",
+    "load_settings",
+    "settings_table_markdown",
+]
+
+ENV_PREFIX: Final = "ACTIVESTREAM_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names each bad environment variable."""
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+def env_var(field: str) -> str:
+    """The environment variable that sets a field.
+
+    >>> env_var("budget")
+    'ACTIVESTREAM_BUDGET'
+    """
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class Settings(BaseSettings):
+    """Every option of the service; each can be set by the environment variable ``ACTIVESTREAM_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    # Kafka
+    bootstrap_servers: str = Field("localhost:9092", min_length=1, description="Kafka bootstrap servers.")
+    group_id: str = Field("activestream", min_length=1, description="Consumer group id.")
+    events_topic: str = Field("events", min_length=1, description="Topic the events to score come from.")
+    requests_topic: str = Field("label-requests", min_length=1, description="Topic label requests go to.")
+    labels_topic: str = Field("labels", min_length=1, description="Topic the annotators' labels come from.")
+    dead_letter_topic: str = Field(
+        "dead-letters", min_length=1, description="Topic rejected messages go to, with a reason header."
+    )
+    decisions_topic: str = Field(
+        "",
+        description="Audit trail: when set, every decision (ask or discard, score, threshold, strategy, "
+        "model version) is recorded on this topic. Empty: off.",
+    )
+    create_topics: bool = Field(True, description="Create missing topics at start (1 partition each).")
+    # Learning
+    model: str = Field("logreg", description="Base classifier (see `activestream.models.MODELS`).")
+    measure: str = Field("entropy", description="Informativeness measure (see `activestream.score`).")
+    policy: str = Field(
+        "randomized_variable_uncertainty", description="Threshold policy (see `activestream.decide`)."
+    )
+    budget: float = Field(0.1, gt=0.0, le=1.0, description="Target fraction of events to ask labels for.")
+    seed: int = Field(0, description="Seed of the measure's and the policy's random generators.")
+    # Pending labels
+    label_ttl_seconds: int = Field(
+        86400, gt=0, description="How long a label request waits for its label before it expires."
+    )
+    pending_max: int = Field(
+        100_000, ge=1, description="Most label requests waiting at once; the oldest is evicted beyond it."
+    )
+    # Input limits
+    max_message_bytes: int = Field(
+        1_000_000, ge=1, description="Larger events or labels are dead-lettered unparsed."
+    )
+    max_features: int = Field(1000, ge=1, description="Events with more features are dead-lettered.")
+    # Consumer loop
+    poll_timeout_seconds: float = Field(1.0, gt=0.0, description="Longest wait of one poll.")
+    max_poll_records: int = Field(500, ge=1, description="Most messages handled per batch.")
+    session_timeout_ms: int = Field(10_000, ge=1, description="Consumer group session timeout.")
+    heartbeat_interval_ms: int = Field(
+        3000, ge=1, description="Consumer heartbeat interval (below the session timeout)."
+    )
+    flush_timeout_seconds: float = Field(
+        30.0, gt=0.0, description="Longest wait for the producer to deliver a batch's records."
+    )
+    # Checkpoints
+    checkpoint_path: Path = Field(
+        Path("checkpoints/activestream.ckpt"), description="File holding the model, pending labels, offsets."
+    )
+    checkpoint_interval_seconds: float = Field(30.0, gt=0.0, description="Time between checkpoints.")
+    # Dead letters: nearly everything failing is a bug or a misconfiguration, not bad data.
+    dead_letter_max_ratio: float = Field(
+        0.9, gt=0.0, le=1.0, description="Stop when more than this fraction of the window is dead-lettered."
+    )
+    dead_letter_window: int = Field(1000, ge=1, description="Messages in the dead-letter ratio window.")
+    dead_letter_max_consecutive: int = Field(
+        1000, ge=1, description="Stop after more than this many dead letters in a row."
+    )
+    # HTTP: metrics and health
+    metrics_host: str = Field("0.0.0.0", description="Address the /metrics, /healthz, /readyz server binds.")
+    metrics_port: int = Field(8000, ge=0, le=65535, description="Port of that server (0: any free port).")
+    liveness_timeout_seconds: float = Field(
+        60.0, gt=0.0, description="/healthz fails when the loop has not completed a batch for this long."
+    )
+    health_check_interval_seconds: float = Field(
+        10.0, gt=0.0, description="Time between broker reachability checks and consumer lag updates."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level of the JSON logs."
+    )
+    # Kafka security, passed through to kafka-python
+    security_protocol: SecurityProtocol = Field(
+        SecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (required by `SASL_*`)."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name (required by `SASL_*`).")
+    sasl_password: SecretStr | None = Field(
+        None, description="SASL password (required by `SASL_*`; never logged)."
+    )
+    ssl_cafile: Path | None = Field(None, description="CA certificate file (PEM) for SSL/SASL_SSL.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate file (PEM) for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client private key file (PEM) for mutual TLS.")
+
+    @field_validator("log_level", "security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from activestream.models import MODELS
+
+        return _known(name, MODELS)
+
+    @field_validator("measure")
+    @classmethod
+    def _known_measure(cls, name: str) -> str:
+        from activestream.score.registry import MEASURES
+
+        return _known(name, MEASURES)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, name: str) -> str:
+        from activestream.decide.registry import POLICIES
+
+        return _known(name, POLICIES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = [*self._topic_problems(), *self._security_problems()]
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            problems.append(
+                f"{env_var('heartbeat_interval_ms')} must be below {env_var('session_timeout_ms')}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _topic_problems(self) -> list[str]:
+        names = ("events_topic", "requests_topic", "labels_topic", "dead_letter_topic")
+        topics = [getattr(self, name) for name in names]
+        if len(set(topics)) == len(topics):
+            return []
+        return [f"{', '.join(env_var(n) for n in names)} must be four different topics"]
+
+    def _security_problems(self) -> list[str]:
+        problems = []
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                env_var(name)
+                for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                if not getattr(self, name)
+            ]
+            if missing:
+                problems.append(f"{self.security_protocol} needs {', '.join(missing)}")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                problems.append(f"{env_var(name)}: no such file: {path}")
+        return problems
+
+    def kafka_security_kwargs(self) -> dict[str, Any]:
+        """The security options as kafka-python keyword arguments (only those that are set).
+
+        Raises ``ConfigError`` when they are inconsistent or an SSL file is missing (checked again here:
+        files can disappear after start).
+
+        >>> Settings().kafka_security_kwargs()
+        {'security_protocol': 'PLAINTEXT'}
+        """
+        problems = self._security_problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+        kwargs: dict[str, Any] = {"security_protocol": self.security_protocol.value}
+        if self.sasl_mechanism is not None:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism.value
+        if self.sasl_username is not None:
+            kwargs["sasl_plain_username"] = self.sasl_username
+        if self.sasl_password is not None:
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None:
+                kwargs[name] = str(path)
+        return kwargs
+
+
+def _known(name: str, registry: dict[str, Any]) -> str:
+    if name not in registry:
+        raise ValueError(f"unknown name {name!r}; choose one of: {', '.join(sorted(registry))}")
+    return name
+
+
+#: Fields whose input value must never appear in an error message.
+_SECRET_FIELDS: Final = frozenset({"sasl_password", "sasl_username"})
+
+
+def _error_line(error: Any) -> str:
+    loc = error.get("loc") or ()
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc:  # a cross-field check: its message names the variables already
+        return message
+    field = str(loc[0])
+    line = f"{env_var(field)}: {message}"
+    value = error.get("input")
+    # Our own checks ("value_error") quote the value already; never echo a secret.
+    if (
+        error["type"] != "value_error"
+        and field not in _SECRET_FIELDS
+        and isinstance(value, str | int | float)
+    ):
+        line += f" (got {str(value)[:80]!r})"
+    return line
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings from the environment (``overrides`` win), or raise one readable ``ConfigError``.
+
+    >>> load_settings(budget=2.0)
+    Traceback (most recent call last):
+    ...
+    activestream.config.ConfigError: invalid configuration:
+      ACTIVESTREAM_BUDGET: Input should be less than or equal to 1 (got '2.0')
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = sorted({_error_line(e) for e in error.errors(include_url=False)})
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)) from None
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, StrEnum):
+        value = value.value
+    return f"`{value}`"
+
+
+def settings_table_markdown() -> str:
+    """Every option as a Markdown table: option, environment variable, default, description.
+
+    >>> print(settings_table_markdown().splitlines()[2])
+    | `bootstrap_servers` | `ACTIVESTREAM_BOOTSTRAP_SERVERS` | `localhost:9092` | Kafka bootstrap servers. |
+    """
+    rows = ["| Option | Environment variable | Default | Description |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        rows.append(
+            f"| `{name}` | `{env_var(name)}` | {_default_text(field.default)} | {field.description} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,161 @@
+"""The HTTP side: ``/metrics``, ``/healthz`` (liveness) and ``/readyz`` (readiness), on their own thread.
+
+The HTTP thread never touches the consumer (it is not thread-safe) nor the broker: the loop records what
+it observed in a thread-safe :class:`Health`, and the endpoints only read it.
+
+- ``/healthz`` is 200 while the loop completed a batch recently (it is alive, not stuck); it never
+  depends on the broker, so a broker outage does not get the pod restarted in a loop.
+- ``/readyz`` is 200 when partitions are assigned and the last broker check succeeded, 503 otherwise.
+
+>>> health = Health(clock=lambda: 100.0)
+>>> health.alive(max_age_s=60.0), health.ready()
+(True, False)
+>>> health.set_assigned(True)
+>>> health.set_broker_reachable(True)
+>>> health.ready()
+True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from activestream.metrics import Metrics
+
+__all__ = ["Health", "HttpServer"]
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    """What the loop last observed, shared with the HTTP thread.
+
+    Parameters
+    ----------
+    clock
+        Monotonic seconds; the loop's heartbeat is stamped with it. Construction counts as a beat, so the
+        service is alive while it starts (restoring a large checkpoint takes a while).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_beat = clock()
+        self._assigned = False
+        self._reachable = False
+
+    def beat(self) -> None:
+        """The loop is alive: it just completed a batch (or an idle poll)."""
+        now = self._clock()
+        with self._lock:
+            self._last_beat = now
+
+    def set_assigned(self, assigned: bool) -> None:
+        with self._lock:
+            self._assigned = assigned
+
+    def set_broker_reachable(self, reachable: bool) -> None:
+        with self._lock:
+            self._reachable = reachable
+
+    def alive(self, max_age_s: float) -> bool:
+        with self._lock:
+            return self._clock() - self._last_beat <= max_age_s
+
+    def ready(self) -> bool:
+        with self._lock:
+            return self._assigned and self._reachable
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "seconds_since_beat": round(self._clock() - self._last_beat, 3),
+                "partitions_assigned": self._assigned,
+                "broker_reachable": self._reachable,
+            }
+
+
+def _handler(metrics: Metrics, health: Health, liveness_timeout_s: float) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "activestream"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(HTTPStatus.OK, metrics.render(), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._send_status(health.alive(liveness_timeout_s))
+            elif path == "/readyz":
+                self._send_status(health.ready())
+            else:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+
+        def _send_status(self, ok: bool) -> None:
+            body = json.dumps({"ok": ok, **health.snapshot()}).encode() + b"\n"
+            status = HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE
+            self._send(status, body, "application/json")
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # Probes hit these endpoints every few seconds: keep them out of the INFO logs.
+            log.debug("http %s", format % args)
+
+    return Handler
+
+
+class HttpServer:
+    """Serves the endpoints on a daemon thread; binds at construction, so ``port`` is known at once.
+
+    ``port=0`` binds an ephemeral port (tests).
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        health: Health,
+        host: str = "0.0.0.0",
+        port: int = 8000,
+        liveness_timeout_s: float = 60.0,
+    ):
+        self._server = ThreadingHTTPServer((host, port), _handler(metrics, health, liveness_timeout_s))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.1,), name="activestream-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        log.info("http server started", extra={"port": self.port})
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+    def __enter__(self) -> HttpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

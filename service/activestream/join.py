@@ -1,0 +1,213 @@
+"""The pending store: label requests waiting for their label, joined when it arrives.
+
+A pure, bounded data structure (time comes in as ``now_ms``; it is pickled into checkpoints). Entries
+are indexed by request id and by event id, since a label may name either. An entry leaves the store when
+its label is joined, when it outlives its TTL, or when the store is full and it is the oldest (evicted).
+The ids of entries that left are remembered in a bounded LRU, so a second label for the same request is
+told apart (``duplicate``; ``expired``) from a label nobody asked for (``unknown``).
+
+>>> store = PendingStore(max_size=2, ttl_ms=1000)
+>>> store.add("r1", "e1", {"x": 1.0}, asked_at_ms=0, decision_reason="informative")
+[]
+>>> result = store.join(now_ms=250, request_id="r1")
+>>> result.status, result.entry.features, result.delay_ms
+(<JoinStatus.LEARNED: 'learned'>, {'x': 1.0}, 250)
+>>> store.join(now_ms=300, event_id="e1").status
+<JoinStatus.DUPLICATE: 'duplicate'>
+>>> store.join(now_ms=300, request_id="nobody-asked").status
+<JoinStatus.UNKNOWN: 'unknown'>
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from activestream.types import ClassLabel, Features
+
+__all__ = ["Expired", "ExpiryReason", "JoinResult", "JoinStatus", "PendingEntry", "PendingStore"]
+
+
+class JoinStatus(StrEnum):
+    """What became of a label (a metric label: a small fixed set)."""
+
+    LEARNED = "learned"  # joined with its pending request: the caller learns it
+    UNKNOWN = "unknown"  # no such request (never asked, or forgotten long ago)
+    EXPIRED = "expired"  # the request outlived its TTL or was evicted before the label came
+    DUPLICATE = "duplicate"  # the request was answered already
+
+
+class ExpiryReason(StrEnum):
+    TTL = "ttl"
+    EVICTED = "evicted"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """One label request waiting for its label; keeps what learning and evaluation need."""
+
+    request_id: str
+    event_id: str
+    features: Features
+    asked_at_ms: int
+    expires_at_ms: int
+    decision_reason: str
+    predicted_label: ClassLabel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """An entry that left the store without its label."""
+
+    entry: PendingEntry
+    reason: ExpiryReason
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    """The outcome of a label: ``entry`` is set when it left the pending store just now.
+
+    ``delay_ms`` (``now - asked_at``) is set for learned labels, for the label-delay histogram.
+    """
+
+    status: JoinStatus
+    entry: PendingEntry | None = None
+    delay_ms: int | None = None
+
+
+class PendingStore:
+    """Label requests waiting for labels, bounded in size and in time.
+
+    Parameters
+    ----------
+    max_size
+        Most entries waiting at once; adding beyond it evicts the oldest.
+    ttl_ms
+        An entry expires ``ttl_ms`` after it was asked.
+    closed_max
+        How many answered or expired request ids are remembered (default ``max_size``).
+
+    Examples
+    --------
+    >>> store = PendingStore(max_size=1, ttl_ms=100)
+    >>> _ = store.add("r1", "e1", {"x": 1}, asked_at_ms=0, decision_reason="random")
+    >>> [(e.entry.request_id, e.reason.value) for e in store.add("r2", "e2", {"x": 2}, 10, "random")]
+    [('r1', 'evicted')]
+    >>> [(e.entry.request_id, e.reason.value) for e in store.expire(now_ms=110)]
+    [('r2', 'ttl')]
+    >>> store.join(now_ms=120, request_id="r2").status, len(store)
+    (<JoinStatus.EXPIRED: 'expired'>, 0)
+    """
+
+    def __init__(self, max_size: int, ttl_ms: int, closed_max: int | None = None):
+        if max_size < 1 or ttl_ms < 1:
+            raise ValueError(f"max_size and ttl_ms must be positive, got {max_size} and {ttl_ms}")
+        self.max_size = max_size
+        self.ttl_ms = ttl_ms
+        self.closed_max = max_size if closed_max is None else closed_max
+        # Insertion order is asking order, so the oldest entry (first to expire or be evicted) is first.
+        self._pending: OrderedDict[str, PendingEntry] = OrderedDict()
+        self._pending_by_event: dict[str, str] = {}
+        self._closed: OrderedDict[str, tuple[str, JoinStatus]] = OrderedDict()
+        self._closed_by_event: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._pending
+
+    def knows_event(self, event_id: str) -> bool:
+        """Whether a request for ``event_id`` is pending or was recently answered or expired."""
+        return event_id in self._pending_by_event or event_id in self._closed_by_event
+
+    def add(
+        self,
+        request_id: str,
+        event_id: str,
+        features: Features,
+        asked_at_ms: int,
+        decision_reason: str,
+        predicted_label: ClassLabel | None = None,
+    ) -> list[Expired]:
+        """Start waiting for a label; return the entries evicted to make room (oldest first).
+
+        Adding a request id that is already pending changes nothing (a replayed ask).
+        """
+        if request_id in self._pending:
+            return []
+        self._forget_closed(request_id)
+        entry = PendingEntry(
+            request_id,
+            event_id,
+            features,
+            asked_at_ms,
+            asked_at_ms + self.ttl_ms,
+            decision_reason,
+            predicted_label,
+        )
+        self._pending[request_id] = entry
+        self._pending_by_event[event_id] = request_id
+        evicted = []
+        while len(self._pending) > self.max_size:
+            oldest = next(iter(self._pending.values()))
+            self._close(oldest, JoinStatus.EXPIRED)
+            evicted.append(Expired(oldest, ExpiryReason.EVICTED))
+        return evicted
+
+    def join(self, now_ms: int, *, request_id: str | None = None, event_id: str | None = None) -> JoinResult:
+        """Match a label with its request by ``request_id`` (preferred) or ``event_id``.
+
+        A ``learned`` result removes the entry: a second label for it is a ``duplicate``.
+        """
+        if request_id is None or (request_id not in self._pending and request_id not in self._closed):
+            request_id = self._request_of(event_id) if event_id is not None else request_id
+        if request_id is None:
+            return JoinResult(JoinStatus.UNKNOWN)
+        entry = self._pending.get(request_id)
+        if entry is None:
+            return self._closed_result(request_id)
+        if now_ms >= entry.expires_at_ms:  # not swept by ``expire`` yet
+            self._close(entry, JoinStatus.EXPIRED)
+            return JoinResult(JoinStatus.EXPIRED, entry)
+        self._close(entry, JoinStatus.DUPLICATE)
+        return JoinResult(JoinStatus.LEARNED, entry, now_ms - entry.asked_at_ms)
+
+    def expire(self, now_ms: int) -> list[Expired]:
+        """Remove and return the entries whose TTL has passed at ``now_ms``, oldest first."""
+        expired = []
+        while self._pending:
+            oldest = next(iter(self._pending.values()))
+            if now_ms < oldest.expires_at_ms:
+                break
+            self._close(oldest, JoinStatus.EXPIRED)
+            expired.append(Expired(oldest, ExpiryReason.TTL))
+        return expired
+
+    def _request_of(self, event_id: str) -> str | None:
+        return self._pending_by_event.get(event_id) or self._closed_by_event.get(event_id)
+
+    def _closed_result(self, request_id: str) -> JoinResult:
+        closed = self._closed.get(request_id)
+        if closed is None:
+            return JoinResult(JoinStatus.UNKNOWN)
+        self._closed.move_to_end(request_id)
+        return JoinResult(closed[1])
+
+    def _close(self, entry: PendingEntry, status: JoinStatus) -> None:
+        """Move an entry from pending to closed; ``status`` is what a later label for it gets."""
+        del self._pending[entry.request_id]
+        if self._pending_by_event.get(entry.event_id) == entry.request_id:
+            del self._pending_by_event[entry.event_id]
+        self._closed[entry.request_id] = (entry.event_id, status)
+        self._closed_by_event[entry.event_id] = entry.request_id
+        while len(self._closed) > self.closed_max:
+            forgotten, (event_id, _) = self._closed.popitem(last=False)
+            if self._closed_by_event.get(event_id) == forgotten:
+                del self._closed_by_event[event_id]
+
+    def _forget_closed(self, request_id: str) -> None:
+        closed = self._closed.pop(request_id, None)
+        if closed is not None and self._closed_by_event.get(closed[0]) == request_id:
+            del self._closed_by_event[closed[0]]

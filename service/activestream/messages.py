@@ -1,0 +1,413 @@
+"""Wire schemas: what travels on the events, label-requests, labels and dead-letter topics.
+
+Every record is one UTF-8 JSON object. Parsing never raises on bad input: ``parse_event`` and
+``parse_label`` return either the parsed message or a :class:`Rejection` whose ``reason`` is one of the
+few :class:`RejectReason` values (a metric label and a dead-letter header).
+
+Class labels travel as JSON scalars (string, integer or boolean) and the model learns the JSON value as
+it is: ``true`` is learned as ``True``, ``1`` as ``1``, ``"1"`` as ``"1"``. Keep one type per use case:
+``1`` and ``"1"`` are two different classes, while ``1`` and ``true`` are the *same* class to a Python
+model (``True == 1``). In a :class:`LabelRequest`, ``predicted_label`` is the model's label as a JSON
+scalar and the keys of ``probabilities`` are ``str(label)`` (JSON object keys are strings).
+
+>>> event = parse_event(b'{"id": "e-1", "features": {"price": 3.5, "region": "north"}}')
+>>> event.features
+{'price': 3.5, 'region': 'north'}
+>>> parse_event(b'{"id": "e-1", "features": {"price": NaN}}').reason
+<RejectReason.NON_FINITE: 'non_finite'>
+>>> parse_label(b'{"event_id": "e-1", "label": true}').label
+True
+>>> parse_label(b'{"event_id": "e-1", "label": {"class": 1}}').reason
+<RejectReason.UNEXPECTED_LABEL: 'unexpected_label'>
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+
+import pydantic_core
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+if TYPE_CHECKING:
+    from activestream.learner import Decision
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_FEATURES",
+    "DETAIL_HEADER",
+    "REASON_HEADER",
+    "REQUEST_ID_NAMESPACE",
+    "SOURCE_OFFSET_HEADER",
+    "SOURCE_PARTITION_HEADER",
+    "SOURCE_TOPIC_HEADER",
+    "DecisionRecord",
+    "Event",
+    "Label",
+    "LabelRequest",
+    "RejectReason",
+    "Rejection",
+    "WireLabel",
+    "dead_letter_headers",
+    "decision_record_for",
+    "export_json_schemas",
+    "label_request_for",
+    "parse_event",
+    "parse_label",
+    "request_id_for",
+    "to_json",
+]
+
+DEFAULT_MAX_BYTES: Final = 1_000_000
+DEFAULT_MAX_FEATURES: Final = 1000
+#: Longest dead-letter detail header, in characters.
+MAX_DETAIL_CHARS: Final = 256
+#: Fixed namespace of the label-request ids: never change it, or replays would ask again under new ids.
+REQUEST_ID_NAMESPACE: Final = uuid.UUID("5d1b2c0e-7a4f-5c8e-9f3b-3a6d0e2f41c7")
+
+#: A class label on the wire. Strict: ``1.0`` or ``"true"`` are not silently turned into ``1``/``True``.
+WireLabel = StrictBool | StrictInt | StrictStr
+#: One feature value; bool first so that JSON ``true`` stays a bool.
+FeatureValue = bool | int | float | str
+EventId = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class RejectReason(StrEnum):
+    """Why a message was dead-lettered (a small fixed set: it is a metric label)."""
+
+    OVERSIZE = "oversize"
+    UNDECODABLE = "undecodable"
+    SCHEMA = "schema"
+    NON_FINITE = "non_finite"
+    DUPLICATE = "duplicate"
+    UNKNOWN_REQUEST = "unknown_request"
+    EXPIRED_REQUEST = "expired_request"
+    UNEXPECTED_LABEL = "unexpected_label"
+    EMPTY = "empty"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that cannot be used, and why; ``detail`` never quotes the input's values."""
+
+    reason: RejectReason
+    detail: str
+
+
+def request_id_for(event_id: str) -> str:
+    """The label-request id of an event: deterministic, so a replayed ask reuses the same id.
+
+    >>> request_id_for("e-1") == request_id_for("e-1") != request_id_for("e-2")
+    True
+    >>> len(request_id_for("e-1"))
+    36
+    """
+    return str(uuid.uuid5(REQUEST_ID_NAMESPACE, event_id))
+
+
+def _check_finite_features(features: dict[str, FeatureValue], limit: int) -> dict[str, FeatureValue]:
+    if not features:
+        raise ValueError("features must not be empty")
+    if len(features) > limit:
+        raise ValueError(f"too many features: {len(features)} > {limit}")
+    for name, value in features.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an integer too large for a float
+                finite = False
+            if not finite:
+                raise pydantic_core.PydanticCustomError(
+                    "finite_number", "feature {name} must be a finite number", {"name": name}
+                )
+    return features
+
+
+class _Wire(BaseModel):
+    # Unknown fields are ignored so that producers can add fields before consumers know them.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, frozen=True)
+
+
+class Event(_Wire):
+    """One event to score, from the events topic.
+
+    ``features`` maps names to numbers, strings or booleans; it must be non-empty, hold at most
+    ``max_features`` entries (the ``max_features`` validation context, 1000 by default) and only finite
+    numbers.
+    """
+
+    id: EventId = Field(description="Unique event id; the label request id is derived from it.")
+    features: dict[str, FeatureValue] = Field(
+        description="Feature values by name: finite numbers, strings or booleans."
+    )
+    timestamp: datetime | None = Field(default=None, description="When the event happened.")
+    metadata: dict[str, str] | None = Field(
+        default=None, description="Opaque string metadata, not used by the model."
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _features_are_usable(cls, features: dict[str, FeatureValue], info: ValidationInfo) -> Any:
+        limit = (info.context or {}).get("max_features", DEFAULT_MAX_FEATURES)
+        return _check_finite_features(features, limit)
+
+
+class LabelRequest(_Wire):
+    """A request for the label of one event, to the label-requests topic (keyed by the event id)."""
+
+    request_id: str = Field(description="Deterministic id: uuid5 of the event id in a fixed namespace.")
+    event_id: str = Field(description="The event whose label is asked for.")
+    features: dict[str, FeatureValue] = Field(description="The event's features, for the annotator.")
+    predicted_label: bool | int | str | None = Field(
+        description="The model's current prediction (JSON scalar), null for an untrained model."
+    )
+    probabilities: dict[str, float] = Field(description="Class probabilities keyed by str(label).")
+    score: float = Field(description="Informativeness score in [0, 1].")
+    strategy: str = Field(description='"<measure>/<policy>" that decided to ask.')
+    reason: str = Field(description='Why it was asked: "informative" or "random" (an unbiased sample).')
+    threshold: float = Field(description="The policy's threshold when it decided.")
+    model_version: int = Field(ge=0, description="Number of labels the model had learned when it asked.")
+    created_at: datetime = Field(description="When the request was made.")
+    expires_at: datetime = Field(description="Labels arriving after this are dead-lettered as expired.")
+
+
+class DecisionRecord(_Wire):
+    """The audit trail of one decision: why an event was asked about or discarded."""
+
+    event_id: str = Field(description="The event decided on.")
+    predicted_label: bool | int | str | None = Field(description="The model's prediction when it decided.")
+    ask: bool = Field(description="Whether a label was asked for.")
+    score: float = Field(description="Informativeness score in [0, 1].")
+    threshold: float = Field(description="The policy's threshold when it decided.")
+    strategy: str = Field(description='"<measure>/<policy>" that decided.')
+    reason: str = Field(description="The policy's reason: informative, random, below_threshold, over_budget.")
+    model_version: int = Field(ge=0, description="Number of labels the model had learned when it decided.")
+
+
+def decision_record_for(event_id: str, decision: Decision, *, model_version: int) -> DecisionRecord:
+    """The audit record of a decision.
+
+    >>> from activestream.learner import Decision
+    >>> decision = Decision(True, {True: 0.8, False: 0.2}, 0.72, 0.5, True, "entropy/split", "random")
+    >>> decision_record_for("e-1", decision, model_version=3).reason
+    'random'
+    """
+    return DecisionRecord.model_construct(  # values come from the learner, not from outside: no re-validation
+        event_id=event_id,
+        predicted_label=_as_wire_label(decision.y_pred),
+        ask=decision.ask,
+        score=decision.score,
+        threshold=decision.threshold,
+        strategy=decision.strategy,
+        reason=decision.reason,
+        model_version=model_version,
+    )
+
+
+class Label(_Wire):
+    """An annotator's answer, from the labels topic; names the request, the event, or both."""
+
+    request_id: str | None = Field(default=None, min_length=1, description="The label request answered.")
+    event_id: str | None = Field(default=None, min_length=1, description="The event labeled.")
+    label: WireLabel = Field(description="The class label: a JSON string, integer or boolean.")
+    annotator: str | None = Field(default=None, description="Who labeled it.")
+    labeled_at: datetime | None = Field(default=None, description="When it was labeled.")
+
+    @model_validator(mode="after")
+    def _names_something(self) -> Label:
+        if self.request_id is None and self.event_id is None:
+            raise ValueError("a label needs a request_id or an event_id")
+        return self
+
+
+def _as_wire_label(label: object) -> bool | int | str | None:
+    if hasattr(label, "item"):  # a numpy scalar, from models trained on numpy labels
+        label = label.item()
+    return label if label is None or isinstance(label, bool | int | str) else str(label)
+
+
+def _ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def label_request_for(
+    event: Event, decision: Decision, *, model_version: int, now_ms: int, ttl_ms: int
+) -> LabelRequest:
+    """The label request for an event the learner decided to ask about.
+
+    >>> from activestream.learner import Decision
+    >>> event = Event(id="e-1", features={"x": 1.0})
+    >>> decision = Decision(True, {True: 0.8, False: 0.2}, 0.72, 0.5, True, "entropy/split", "random")
+    >>> request = label_request_for(event, decision, model_version=3, now_ms=0, ttl_ms=60_000)
+    >>> request.predicted_label, request.probabilities, request.expires_at.isoformat()
+    (True, {'True': 0.8, 'False': 0.2}, '1970-01-01T00:01:00+00:00')
+    """
+    # Built from an already validated event and the learner's own numbers: validating again would only
+    # cost time on the hot path.
+    return LabelRequest.model_construct(
+        request_id=request_id_for(event.id),
+        event_id=event.id,
+        features=event.features,
+        predicted_label=_as_wire_label(decision.y_pred),
+        probabilities={str(label): float(p) for label, p in decision.proba.items()},
+        score=decision.score,
+        strategy=decision.strategy,
+        reason=decision.reason,
+        threshold=decision.threshold,
+        model_version=model_version,
+        created_at=_ms_to_datetime(now_ms),
+        expires_at=_ms_to_datetime(now_ms + ttl_ms),
+    )
+
+
+def to_json(message: BaseModel) -> bytes:
+    """A message as compact UTF-8 JSON bytes, ready to produce.
+
+    >>> to_json(Label(event_id="e-1", label=1))
+    b'{"request_id":null,"event_id":"e-1","label":1,"annotator":null,"labeled_at":null}'
+    """
+    return pydantic_core.to_json(message)
+
+
+def _describe(error: Any) -> str:
+    # Location and message only: the input may be large or sensitive and must not reach headers/logs.
+    where = ".".join(str(part) for part in error["loc"]) or "message"
+    return f"{where}: {error['msg']}"
+
+
+def _rejection_for(error: ValidationError, label_field: str | None = None) -> Rejection:
+    errors = error.errors(include_url=False, include_input=False, include_context=False)
+    types = {e["type"] for e in errors}
+    if "json_invalid" in types:
+        reason = RejectReason.UNDECODABLE
+    elif "finite_number" in types:
+        reason = RejectReason.NON_FINITE
+        errors = [e for e in errors if e["type"] == "finite_number"][:1]
+    elif label_field and any(e["loc"][:1] == (label_field,) and e["type"] != "missing" for e in errors):
+        reason = RejectReason.UNEXPECTED_LABEL
+    else:
+        reason = RejectReason.SCHEMA
+    detail = "; ".join(_describe(e) for e in errors[:3])
+    return Rejection(reason, detail[:MAX_DETAIL_CHARS])
+
+
+def _precheck(raw: bytes | None, max_bytes: int) -> Rejection | None:
+    # Size first: never spend parsing work (or memory) on an oversize record.
+    if raw is None or not raw.strip():
+        return Rejection(RejectReason.EMPTY, "empty message (no value)")
+    if len(raw) > max_bytes:
+        return Rejection(RejectReason.OVERSIZE, f"{len(raw)} bytes > limit {max_bytes}")
+    return None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(
+    model: type[M], raw: bytes | None, max_bytes: int, context: dict[str, Any] | None, label_field: str | None
+) -> M | Rejection:
+    rejection = _precheck(raw, max_bytes)
+    if rejection is not None:
+        return rejection
+    try:
+        return model.model_validate_json(raw, context=context)  # type: ignore[arg-type]
+    except ValidationError as error:
+        return _rejection_for(error, label_field)
+    except (ValueError, RecursionError) as error:  # belt and braces: parsing must never raise
+        return Rejection(RejectReason.UNDECODABLE, type(error).__name__)
+
+
+def parse_event(
+    raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES, max_features: int = DEFAULT_MAX_FEATURES
+) -> Event | Rejection:
+    """Parse an events-topic record; never raises on bad input.
+
+    >>> parse_event(b'{"id": "e-1", "features": {}}').detail
+    'features: Value error, features must not be empty'
+    >>> parse_event(b"x" * 11, max_bytes=10).reason
+    <RejectReason.OVERSIZE: 'oversize'>
+    >>> parse_event(b"\\xff").reason
+    <RejectReason.UNDECODABLE: 'undecodable'>
+    >>> parse_event(None).reason
+    <RejectReason.EMPTY: 'empty'>
+    """
+    return _parse(Event, raw, max_bytes, {"max_features": max_features}, None)
+
+
+def parse_label(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Label | Rejection:
+    """Parse a labels-topic record; never raises on bad input.
+
+    >>> parse_label(b'{"label": 1}').reason
+    <RejectReason.SCHEMA: 'schema'>
+    >>> parse_label(b'{"request_id": "r-1", "label": 1.5}').reason
+    <RejectReason.UNEXPECTED_LABEL: 'unexpected_label'>
+    """
+    return _parse(Label, raw, max_bytes, None, "label")
+
+
+#: Dead-letter header names (values are UTF-8).
+REASON_HEADER: Final = "activestream.reason"
+DETAIL_HEADER: Final = "activestream.detail"
+SOURCE_TOPIC_HEADER: Final = "activestream.source.topic"
+SOURCE_PARTITION_HEADER: Final = "activestream.source.partition"
+SOURCE_OFFSET_HEADER: Final = "activestream.source.offset"
+
+
+def dead_letter_headers(
+    rejection: Rejection, topic: str, partition: int, offset: int
+) -> tuple[tuple[str, bytes], ...]:
+    """The headers a dead-lettered record carries, beside its original bytes as the value.
+
+    >>> dict(dead_letter_headers(Rejection(RejectReason.EMPTY, "no value"), "events", 0, 41))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'activestream.reason': b'empty', 'activestream.detail': b'no value',
+     'activestream.source.topic': b'events', 'activestream.source.partition': b'0',
+     'activestream.source.offset': b'41'}
+    """
+    return (
+        (REASON_HEADER, rejection.reason.value.encode()),
+        (DETAIL_HEADER, rejection.detail[:MAX_DETAIL_CHARS].encode()),
+        (SOURCE_TOPIC_HEADER, topic.encode()),
+        (SOURCE_PARTITION_HEADER, str(partition).encode()),
+        (SOURCE_OFFSET_HEADER, str(offset).encode()),
+    )
+
+
+#: The schema files ``export_json_schemas`` writes, by model; ``docs/schemas`` holds the generated copy.
+SCHEMA_FILES: Final[dict[str, type[BaseModel]]] = {
+    "event.schema.json": Event,
+    "label-request.schema.json": LabelRequest,
+    "label.schema.json": Label,
+    "decision.schema.json": DecisionRecord,
+}
+
+
+def export_json_schemas(directory: str | Path) -> list[Path]:
+    """Write the JSON Schema of each wire message into ``directory``; return the files written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, model in SCHEMA_FILES.items():
+        # Requests are produced by the service (serialization view); events and labels are consumed.
+        mode = "serialization" if model in (LabelRequest, DecisionRecord) else "validation"
+        path = directory / name
+        path.write_text(json.dumps(model.model_json_schema(mode=mode), indent=2) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

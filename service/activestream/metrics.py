@@ -1,0 +1,287 @@
+"""Prometheus metrics: every name in one place, and a ``Metrics`` object that owns its registry.
+
+Names live in :class:`Metric` (and the tuple :data:`METRIC_NAMES`), so deploy rules and dashboards can
+be checked against them. Label sets are small and fixed — outcome, status, reason — except two that
+follow the data and are bounded: ``consumer_lag`` has one series per *assigned* partition (removed on
+revoke) and ``asked_labels_total`` one per class for the first :data:`MAX_LABEL_CLASSES` classes seen,
+then ``other``.
+
+``activestream_prequential_accuracy`` is measured on the unbiased sample only: labels whose request was
+decided by the random part of a policy (decision reason ``"random"``, e.g. Split's random part), compared
+with the prediction made when the label was asked. Labels asked because they were informative are biased
+towards hard cases and would understate accuracy. The gauge is NaN until one such label arrives (always,
+with policies that have no random part).
+
+>>> metrics = Metrics(clock=lambda: 100.0)
+>>> metrics.event("asked")
+>>> metrics.value(Metric.EVENTS, outcome="asked")
+1.0
+>>> metrics.value(Metric.PREQUENTIAL_ACCURACY)
+nan
+>>> b"activestream_events_total" in metrics.render()
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from activestream.transport.base import TopicPartition
+
+__all__ = ["MAX_LABEL_CLASSES", "METRIC_NAMES", "Metric", "Metrics"]
+
+
+class Metric(StrEnum):
+    """Every metric the service exports, by its full Prometheus name."""
+
+    EVENTS = "activestream_events_total"
+    LABEL_REQUESTS = "activestream_label_requests_total"
+    LABELS = "activestream_labels_total"
+    DEAD_LETTERS = "activestream_dead_letters_total"
+    THRESHOLD = "activestream_threshold"
+    BUDGET_TARGET = "activestream_budget_target_ratio"
+    BUDGET_SPENT = "activestream_budget_spent_ratio"
+    PENDING = "activestream_pending_labels"
+    PENDING_EXPIRED = "activestream_pending_expired_total"
+    LABEL_DELAY = "activestream_label_delay_seconds"
+    PROCESSING_DURATION = "activestream_processing_duration_seconds"
+    BATCH_DURATION = "activestream_batch_duration_seconds"
+    CONSUMER_LAG = "activestream_consumer_lag"
+    PREQUENTIAL_ACCURACY = "activestream_prequential_accuracy"
+    ASKED_LABELS = "activestream_asked_labels_total"
+    CHECKPOINT_AGE = "activestream_checkpoint_age_seconds"
+    CHECKPOINT_TIMESTAMP = "activestream_checkpoint_timestamp_seconds"
+    BUILD_INFO = "activestream_build_info"
+    UP = "activestream_up"
+
+
+#: Every exported metric name, for checking alert rules and dashboards.
+METRIC_NAMES: Final = tuple(metric.value for metric in Metric)
+
+EVENT_OUTCOMES: Final = ("asked", "discarded", "invalid")
+LABEL_STATUSES: Final = ("learned", "unknown", "expired", "duplicate", "invalid")
+EXPIRY_REASONS: Final = ("ttl", "evicted")
+#: Classes with their own ``asked_labels_total`` series; later classes are counted as ``other``.
+MAX_LABEL_CLASSES: Final = 50
+_MAX_LABEL_CHARS: Final = 64
+
+# Label delays are human-scale: seconds to days.
+_DELAY_BUCKETS: Final = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400)
+_PROCESSING_BUCKETS: Final = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+_BATCH_BUCKETS: Final = (1e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _name(metric: Metric) -> str:
+    # prometheus_client appends "_total" to counters itself.
+    return metric.value.removesuffix("_total")
+
+
+class Metrics:
+    """The service's metrics, in a registry of their own (never the process-global one).
+
+    Parameters
+    ----------
+    dead_letter_reasons
+        Every dead-letter reason, so that each series exists (at 0) from the start.
+    clock
+        Wall-clock seconds, read when ``checkpoint_age_seconds`` is scraped.
+    """
+
+    def __init__(self, dead_letter_reasons: Iterable[str] = (), clock: Callable[[], float] = time.time):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._last_checkpoint_s: float | None = None
+        self._correct = 0
+        self._judged = 0
+        self._label_classes: set[str] = set()
+        self._lag_partitions: set[TopicPartition] = set()
+        reg = self.registry
+        self._events = Counter(
+            _name(Metric.EVENTS), "Events consumed, by outcome.", ["outcome"], registry=reg
+        )
+        self._requests = Counter(_name(Metric.LABEL_REQUESTS), "Label requests produced.", registry=reg)
+        self._labels = Counter(_name(Metric.LABELS), "Labels consumed, by status.", ["status"], registry=reg)
+        self._dead_letters = Counter(
+            _name(Metric.DEAD_LETTERS), "Messages dead-lettered, by reason.", ["reason"], registry=reg
+        )
+        self._threshold = Gauge(_name(Metric.THRESHOLD), "The policy's current threshold.", registry=reg)
+        self._budget_target = Gauge(
+            _name(Metric.BUDGET_TARGET), "Target fraction of events to ask labels for.", registry=reg
+        )
+        self._budget_spent = Gauge(
+            _name(Metric.BUDGET_SPENT), "Windowed fraction of recent events asked.", registry=reg
+        )
+        self._pending = Gauge(_name(Metric.PENDING), "Label requests waiting for their label.", registry=reg)
+        self._expired = Counter(
+            _name(Metric.PENDING_EXPIRED),
+            "Label requests that got no label, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self._delay = Histogram(
+            _name(Metric.LABEL_DELAY),
+            "Time from asking to learning a label.",
+            buckets=_DELAY_BUCKETS,
+            registry=reg,
+        )
+        self._processing = Histogram(
+            _name(Metric.PROCESSING_DURATION),
+            "Time to decide on one event (score and policy).",
+            buckets=_PROCESSING_BUCKETS,
+            registry=reg,
+        )
+        self._batch = Histogram(
+            _name(Metric.BATCH_DURATION),
+            "Time to handle one polled batch, flush and commit included.",
+            buckets=_BATCH_BUCKETS,
+            registry=reg,
+        )
+        self._lag = Gauge(
+            _name(Metric.CONSUMER_LAG),
+            "Messages behind, per assigned partition.",
+            ["topic", "partition"],
+            registry=reg,
+        )
+        self._accuracy = Gauge(
+            _name(Metric.PREQUENTIAL_ACCURACY),
+            'Accuracy of predictions on the unbiased sample (labels asked with reason "random").',
+            registry=reg,
+        )
+        self._asked_labels = Counter(
+            _name(Metric.ASKED_LABELS), "Learned labels by class (class balance).", ["label"], registry=reg
+        )
+        self._checkpoint_age = Gauge(
+            _name(Metric.CHECKPOINT_AGE), "Seconds since the last checkpoint was saved.", registry=reg
+        )
+        self._checkpoint_ts = Gauge(
+            _name(Metric.CHECKPOINT_TIMESTAMP), "Unix time of the last checkpoint saved.", registry=reg
+        )
+        self._build_info = Gauge(
+            _name(Metric.BUILD_INFO),
+            "Always 1; the labels describe the running build.",
+            ["version", "model", "measure", "policy"],
+            registry=reg,
+        )
+        self._up = Gauge(_name(Metric.UP), "1 while the service loop runs.", registry=reg)
+        self._accuracy.set(math.nan)
+        self._checkpoint_age.set_function(self._checkpoint_age_s)
+        self._checkpoint_ts.set(math.nan)
+        self._initialize_series(dead_letter_reasons)
+
+    def _initialize_series(self, dead_letter_reasons: Iterable[str]) -> None:
+        # Series that exist at 0 from the start make rate() and absent() alerts behave. The children are
+        # kept: looking them up by label on every message would cost a lock and a hash per call.
+        self._event_series = {o: self._events.labels(outcome=o) for o in EVENT_OUTCOMES}
+        self._label_series = {s: self._labels.labels(status=s) for s in LABEL_STATUSES}
+        for reason in EXPIRY_REASONS:
+            self._expired.labels(reason=reason)
+        for reason in dead_letter_reasons:
+            self._dead_letters.labels(reason=reason)
+
+    # -- counters ---------------------------------------------------------------------------------------
+    def event(self, outcome: str) -> None:
+        """Count one event: ``asked``, ``discarded`` or ``invalid``."""
+        self._event_series[outcome].inc()
+
+    def label_request(self) -> None:
+        self._requests.inc()
+
+    def label(self, status: str) -> None:
+        """Count one label: ``learned``, ``unknown``, ``expired``, ``duplicate`` or ``invalid``."""
+        self._label_series[status].inc()
+
+    def dead_letter(self, reason: str) -> None:
+        self._dead_letters.labels(reason=reason).inc()
+
+    def pending_expired(self, reason: str, count: int = 1) -> None:
+        if count:
+            self._expired.labels(reason=reason).inc(count)
+
+    def learned(self, label: object, delay_s: float) -> None:
+        """A label was learned ``delay_s`` after it was asked."""
+        self._delay.observe(delay_s)
+        self._asked_labels.labels(label=self._class_label(label)).inc()
+
+    def _class_label(self, label: object) -> str:
+        text = str(label)[:_MAX_LABEL_CHARS]
+        if text in self._label_classes:
+            return text
+        if len(self._label_classes) < MAX_LABEL_CLASSES:
+            self._label_classes.add(text)
+            return text
+        return "other"
+
+    def judged(self, correct: bool) -> None:
+        """One prediction of the unbiased (random) sample was checked against its label."""
+        self.restore_accuracy(self._correct + int(correct), self._judged + 1)
+
+    def restore_accuracy(self, correct: int, judged: int) -> None:
+        self._correct, self._judged = correct, judged
+        self._accuracy.set(correct / judged if judged else math.nan)
+
+    @property
+    def accuracy_counts(self) -> tuple[int, int]:
+        """``(correct, judged)`` of the unbiased sample, for checkpoints."""
+        return self._correct, self._judged
+
+    # -- durations --------------------------------------------------------------------------------------
+    def processing(self, seconds: float) -> None:
+        self._processing.observe(seconds)
+
+    def batch(self, seconds: float) -> None:
+        self._batch.observe(seconds)
+
+    # -- gauges -----------------------------------------------------------------------------------------
+    def policy_state(self, threshold: float, target: float, spent: float) -> None:
+        self._threshold.set(threshold)
+        self._budget_target.set(target)
+        self._budget_spent.set(spent)
+
+    def pending(self, size: int) -> None:
+        self._pending.set(size)
+
+    def lag(self, lags: Mapping[TopicPartition, int]) -> None:
+        """Set the lag of exactly these partitions; series of partitions not given any more are removed."""
+        for tp in self._lag_partitions - lags.keys():
+            self._lag.remove(tp.topic, str(tp.partition))
+        for tp, lag in lags.items():
+            self._lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+        self._lag_partitions = set(lags)
+
+    def forget_partitions(self, partitions: Iterable[TopicPartition]) -> None:
+        """Remove the lag series of revoked partitions."""
+        gone = self._lag_partitions & set(partitions)
+        for tp in gone:
+            self._lag.remove(tp.topic, str(tp.partition))
+        self._lag_partitions -= gone
+
+    def checkpoint_saved(self, unix_s: float) -> None:
+        self._last_checkpoint_s = unix_s
+        self._checkpoint_ts.set(unix_s)
+
+    def _checkpoint_age_s(self) -> float:
+        return math.nan if self._last_checkpoint_s is None else self._clock() - self._last_checkpoint_s
+
+    def build_info(self, version: str, model: str, measure: str, policy: str) -> None:
+        self._build_info.labels(version=version, model=model, measure=measure, policy=policy).set(1)
+
+    def up(self, running: bool) -> None:
+        self._up.set(1 if running else 0)
+
+    # -- exposition -------------------------------------------------------------------------------------
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def value(self, metric: Metric, suffix: str = "", **labels: str) -> float | None:
+        """The current value of one sample (for tests and summaries), ``None`` when absent.
+
+        ``suffix`` picks a histogram's sample: ``"_count"``, ``"_sum"`` or ``"_bucket"`` (with ``le``).
+        """
+        return self.registry.get_sample_value(metric.value + suffix, labels)

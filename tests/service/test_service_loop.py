@@ -1,0 +1,537 @@
+"""The service loop end to end on the in-memory transport: no broker, no sleeps."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from river import base, naive_bayes
+
+from activestream.checkpoint import CheckpointError, load_checkpoint
+from activestream.config import Settings
+from activestream.decide.policies import Split
+from activestream.learner import ActiveLearner
+from activestream.messages import DecisionRecord, LabelRequest, request_id_for
+from activestream.metrics import Metric
+from activestream.service import DeadLetterLimitExceeded, Service
+from activestream.transport.base import Message, TopicPartition
+from activestream.transport.errors import DeliveryError
+from activestream.transport.memory import MemoryBroker
+
+EVENTS, LABELS = TopicPartition("events", 0), TopicPartition("labels", 0)
+T0 = 1_700_000_000_000
+
+
+class CountingClassifier(base.Classifier):
+    """Gaussian naive Bayes that records every example it learns (pickled with the checkpoint)."""
+
+    def __init__(self, fail_on: str | None = None):
+        self.fail_on = fail_on
+        self.inner = naive_bayes.GaussianNB()
+        self.learned: list[tuple[float, object]] = []
+
+    def learn_one(self, x, y, **kwargs):
+        self.learned.append((x["x"], y))
+        self.inner.learn_one(x, y)
+
+    def predict_proba_one(self, x, **kwargs):
+        if self.fail_on is not None and self.fail_on in x:
+            raise TypeError("cannot take this feature")
+        return self.inner.predict_proba_one(x)
+
+
+def learner(budget: float = 1.0, fail_on: str | None = None) -> ActiveLearner:
+    """Asks by a seeded random draw with probability ``budget`` (Split's random part only)."""
+    return ActiveLearner(CountingClassifier(fail_on), policy=Split(budget, v=1.0, seed=3), seed=3)
+
+
+class Harness:
+    def __init__(self, tmp_path, **overrides):
+        self.broker = MemoryBroker()
+        self.now = T0
+        options = {
+            "checkpoint_path": tmp_path / "state.ckpt",
+            "label_ttl_seconds": 60,
+            "checkpoint_interval_seconds": 3600,
+            "dead_letter_max_ratio": 1.0,
+            "dead_letter_max_consecutive": 10_000,
+            "max_message_bytes": 2000,
+            **overrides,
+        }
+        self.settings = Settings(**options)
+        self.producer = self.broker.producer()  # the tests' own producer (events and labels)
+
+    def service(self, learner: ActiveLearner | None = None, **kwargs) -> Service:
+        return Service(
+            self.settings,
+            self.broker.consumer(self.settings.group_id),
+            kwargs.pop("producer", None) or self.broker.producer(),
+            kwargs.pop("admin", None) or self.broker.admin(),
+            learner=learner,
+            clock_ms=lambda: self.now,
+            **kwargs,
+        )
+
+    def send(self, topic: str, *values: bytes | None, key: bytes | None = None) -> None:
+        for value in values:
+            self.producer.produce(topic, value, key=key)  # type: ignore[arg-type]
+        self.producer.flush(1.0)
+
+    def send_events(self, ids) -> None:
+        self.send("events", *(event(i) for i in ids))
+
+    def requests(self) -> list[LabelRequest]:
+        return [LabelRequest.model_validate_json(m.value) for m in self.broker.messages("label-requests")]
+
+    def answer(self, requests, by: str = "request_id") -> None:
+        self.send("labels", *(label_for(r, by) for r in requests))
+
+    def dead_letters(self) -> list[Message]:
+        return self.broker.messages("dead-letters")
+
+    def committed(self) -> dict[TopicPartition, int]:
+        return self.broker.committed(self.settings.group_id)
+
+
+def event(i: int) -> bytes:
+    return json.dumps({"id": f"e{i}", "features": {"x": float(i)}}).encode()
+
+
+def label_for(request: LabelRequest, by: str = "request_id") -> bytes:
+    key = request.request_id if by == "request_id" else request.event_id
+    return json.dumps({by: key, "label": request.features["x"] >= 10}).encode()
+
+
+def drain(service: Service) -> None:
+    service.start()
+    while service.run_once():
+        pass
+
+
+def headers(message: Message) -> dict[str, str]:
+    return {k: v.decode() for k, v in message.headers}
+
+
+def learned_xs(service: Service) -> list[float]:
+    return [x for x, _ in service.learner.classifier.learned]
+
+
+@pytest.fixture
+def harness(tmp_path):
+    return Harness(tmp_path)
+
+
+# -- the happy path -------------------------------------------------------------------------------------
+
+
+def test_events_become_requests_and_labels_are_learned(harness):
+    service = harness.service(learner())
+    harness.send_events(range(20))
+    drain(service)
+    requests = harness.requests()
+    assert [r.event_id for r in requests] == [f"e{i}" for i in range(20)]
+    assert all(r.request_id == request_id_for(r.event_id) for r in requests)
+    assert [m.key for m in harness.broker.messages("label-requests")] == [f"e{i}".encode() for i in range(20)]
+    assert requests[0].expires_at.timestamp() - requests[0].created_at.timestamp() == 60
+    assert len(service.pending) == 20
+
+    harness.answer(requests[:10], by="request_id")
+    harness.answer(requests[10:], by="event_id")
+    drain(service)
+    assert sorted(learned_xs(service)) == [float(i) for i in range(20)]
+    assert service.model_version == 20 and len(service.pending) == 0
+    assert harness.dead_letters() == []
+    metrics = service.metrics
+    assert metrics.value(Metric.EVENTS, outcome="asked") == 20
+    assert metrics.value(Metric.LABELS, status="learned") == 20
+    assert metrics.value(Metric.LABEL_REQUESTS) == 20
+    assert metrics.value(Metric.LABEL_DELAY, "_count") == 20
+    assert not math.isnan(metrics.value(Metric.PREQUENTIAL_ACCURACY))  # every ask here is "random"
+    assert metrics.value(Metric.PENDING) == 0
+    assert harness.committed() == {EVENTS: 20, LABELS: 20}
+
+
+def test_the_audit_trail_records_every_decision_when_configured(tmp_path):
+    harness = Harness(tmp_path, decisions_topic="decisions")
+    service = harness.service(learner(budget=0.5))
+    harness.send_events(range(40))
+    drain(service)
+    records = [DecisionRecord.model_validate_json(m.value) for m in harness.broker.messages("decisions")]
+    assert [r.event_id for r in records] == [f"e{i}" for i in range(40)]
+    asked = {r.event_id for r in records if r.ask}
+    assert asked == {r.event_id for r in harness.requests()} and 0 < len(asked) < 40
+    assert {r.strategy for r in records} == {service.learner.strategy}
+
+
+def test_no_audit_trail_by_default(harness):
+    service = harness.service(learner())
+    harness.send_events(range(5))
+    drain(service)
+    assert harness.broker.messages("decisions") == []
+    with pytest.raises(KeyError):
+        harness.broker.partitions("decisions")  # not even created
+
+
+def test_the_model_version_in_requests_counts_learned_labels(harness):
+    service = harness.service(learner())
+    harness.send_events([0, 1])
+    drain(service)
+    harness.answer(harness.requests())
+    drain(service)
+    harness.send_events([2])
+    drain(service)
+    assert [r.model_version for r in harness.requests()] == [0, 0, 2]
+
+
+def test_discarded_events_are_counted_not_asked(harness):
+    service = harness.service(learner(budget=0.3))
+    harness.send_events(range(200))
+    drain(service)
+    asked = service.metrics.value(Metric.EVENTS, outcome="asked")
+    discarded = service.metrics.value(Metric.EVENTS, outcome="discarded")
+    assert asked + discarded == 200 and 30 < asked < 90
+    assert len(harness.requests()) == asked
+    assert service.metrics.value(Metric.BUDGET_TARGET) == 0.3
+    assert 0 < service.metrics.value(Metric.BUDGET_SPENT) <= 1
+
+
+# -- bad input ----------------------------------------------------------------------------------------------
+
+
+BAD_EVENTS = [
+    (b"", "empty"),  # (a tombstone's None value cannot be produced through the contract)
+    (b"x" * 2001, "oversize"),
+    (b"\xff\xfe", "undecodable"),
+    (b'{"id": "e-bad", "features": {}}', "schema"),
+    (b'{"id": "e-bad", "features": {"x": NaN}}', "non_finite"),
+    (event(0), "duplicate"),  # e0 was asked already
+]
+BAD_LABELS = [
+    (b'{"label": true}', "schema"),
+    (b'{"event_id": "e0", "label": {"class": 1}}', "unexpected_label"),
+    (b'{"event_id": "nobody-asked", "label": true}', "unknown_request"),
+    (b'{"event_id": "e1", "label": true}', "duplicate"),  # answered just before
+    (b"[", "undecodable"),
+]
+
+
+def test_every_bad_message_is_dead_lettered_with_its_bytes_reason_and_source(harness):
+    service = harness.service(learner())
+    harness.send_events([0, 1])
+    harness.send("labels", b'{"event_id": "e1", "label": false}')
+    drain(service)
+    harness.send("events", *(raw for raw, _ in BAD_EVENTS), key=b"k")
+    harness.send("labels", *(raw for raw, _ in BAD_LABELS))
+    harness.send_events([2])  # the service keeps going
+    drain(service)
+
+    letters = harness.dead_letters()
+    assert [headers(m)["activestream.reason"] for m in letters] == [r for _, r in BAD_EVENTS + BAD_LABELS]
+    for message, (raw, _) in zip(letters, BAD_EVENTS + BAD_LABELS, strict=True):
+        assert message.value == raw
+        assert headers(message)["activestream.detail"]
+    events_letters = letters[: len(BAD_EVENTS)]
+    assert all(m.key == b"k" for m in events_letters)
+    assert [int(headers(m)["activestream.source.offset"]) for m in events_letters] == list(range(2, 8))
+    assert {headers(m)["activestream.source.topic"] for m in events_letters} == {"events"}
+    assert {headers(m)["activestream.source.partition"] for m in letters} == {"0"}
+    assert [r.event_id for r in harness.requests()] == ["e0", "e1", "e2"]
+    assert learned_xs(service) == [1.0]
+    m = service.metrics
+    assert m.value(Metric.DEAD_LETTERS, reason="duplicate") == 2
+    assert m.value(Metric.EVENTS, outcome="invalid") == len(BAD_EVENTS)
+    assert m.value(Metric.LABELS, status="invalid") == 3
+    assert m.value(Metric.LABELS, status="unknown") == m.value(Metric.LABELS, status="duplicate") == 1
+    assert harness.committed() == {EVENTS: 9, LABELS: 6}
+
+
+def test_a_duplicate_label_is_learned_once(harness):
+    service = harness.service(learner())
+    harness.send_events([0])
+    drain(service)
+    request = harness.requests()[0]
+    harness.answer([request, request])
+    harness.answer([request], by="event_id")
+    drain(service)
+    assert learned_xs(service) == [0.0]
+    assert [headers(m)["activestream.reason"] for m in harness.dead_letters()] == ["duplicate", "duplicate"]
+
+
+def test_a_late_label_is_dead_lettered_as_expired(harness):
+    service = harness.service(learner())
+    harness.send_events([0, 1])
+    drain(service)
+    harness.now += 61_000
+    drain(service)  # the sweep on the next batch expires both
+    assert service.metrics.value(Metric.PENDING_EXPIRED, reason="ttl") == 2
+    harness.answer(harness.requests()[:1])
+    drain(service)
+    assert learned_xs(service) == []
+    assert [headers(m)["activestream.reason"] for m in harness.dead_letters()] == ["expired_request"]
+    assert service.metrics.value(Metric.LABELS, status="expired") == 1
+
+
+def test_evicted_requests_are_counted(tmp_path):
+    harness = Harness(tmp_path, pending_max=3)
+    service = harness.service(learner())
+    harness.send_events(range(5))
+    drain(service)
+    assert len(service.pending) == 3
+    assert service.metrics.value(Metric.PENDING_EXPIRED, reason="evicted") == 2
+
+
+def test_events_the_model_cannot_score_are_dead_lettered(harness):
+    service = harness.service(learner(fail_on="boom"))
+    harness.send("events", b'{"id": "e1", "features": {"x": 1, "boom": "yes"}}')
+    harness.send_events([2])
+    drain(service)
+    assert [headers(m)["activestream.reason"] for m in harness.dead_letters()] == ["schema"]
+    assert [r.event_id for r in harness.requests()] == ["e2"]
+
+
+def test_the_dead_letter_limit_stops_the_service(tmp_path):
+    harness = Harness(tmp_path, dead_letter_max_consecutive=5)
+    service = harness.service(learner())
+    harness.send("events", *[b"junk"] * 6)
+    with pytest.raises(DeadLetterLimitExceeded, match="6 consecutive"):
+        service.run()
+    assert service.metrics.value(Metric.UP) == 0
+    assert not harness.settings.checkpoint_path.exists()
+    assert harness.committed() == {}
+
+
+def test_the_dead_letter_ratio_limit(tmp_path):
+    harness = Harness(tmp_path, dead_letter_max_ratio=0.5, dead_letter_window=10)
+    service = harness.service(learner())
+    harness.send("events", *[event(0), b"junk", b"junk"] * 4)
+    with pytest.raises(DeadLetterLimitExceeded, match="of the last 10"):
+        service.run()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["events", "labels"]),
+            st.one_of(
+                st.binary(max_size=60),
+                st.builds(lambda i: event(i), st.integers(0, 5)),
+                st.builds(
+                    lambda i, y: json.dumps({"event_id": f"e{i}", "label": y}).encode(),
+                    st.integers(0, 5),
+                    st.one_of(st.booleans(), st.integers(), st.floats(), st.none()),
+                ),
+            ),
+        ),
+        max_size=25,
+    )
+)
+def test_any_input_is_either_used_or_dead_lettered(tmp_path, messages):
+    harness = Harness(tmp_path)
+    service = harness.service(learner())
+    for topic, raw in messages:
+        harness.send(topic, raw)
+    drain(service)
+    m = service.metrics
+    used = sum(m.value(Metric.EVENTS, outcome=o) for o in ("asked", "discarded"))
+    used += m.value(Metric.LABELS, status="learned")
+    assert used + len(harness.dead_letters()) == len(messages)
+
+
+# -- offsets, flush, checkpoints, restarts --------------------------------------------------------------
+
+
+def test_offsets_are_committed_only_after_a_successful_flush(harness):
+    producer = harness.broker.producer(fail_flush=True)
+    service = harness.service(learner(), producer=producer)
+    harness.send_events([0, 1, 2])
+    service.start()
+    with pytest.raises(DeliveryError):
+        service.run_once()
+    assert harness.committed() == {}
+    assert harness.requests() == []
+
+
+def test_a_failed_flush_stops_the_loop_without_a_checkpoint(harness):
+    producer = harness.broker.producer(fail_flush=True)
+    service = harness.service(learner(), producer=producer)
+    harness.send_events([0])
+    with pytest.raises(DeliveryError):
+        service.run()
+    assert not harness.settings.checkpoint_path.exists()
+    assert harness.committed() == {}
+
+
+def test_only_processed_partitions_are_committed(harness):
+    service = harness.service(learner())
+    harness.send_events(range(3))
+    drain(service)
+    assert harness.committed() == {EVENTS: 3}
+
+
+def test_a_checkpoint_is_saved_on_the_interval(tmp_path):
+    harness = Harness(tmp_path, checkpoint_interval_seconds=10)
+    service = harness.service(learner())
+    harness.send_events(range(3))
+    drain(service)
+    assert not harness.settings.checkpoint_path.exists()
+    harness.now += 10_000
+    harness.send_events([3])
+    drain(service)
+    state = load_checkpoint(harness.settings.checkpoint_path)
+    assert state.offsets == {EVENTS: 4, LABELS: 0}  # every assigned partition, even an idle one
+    assert len(state.pending) == 4 and state.created_at_ms == harness.now
+    assert service.metrics.value(Metric.CHECKPOINT_TIMESTAMP) == harness.now / 1000
+
+
+def test_stop_finishes_the_batch_then_flushes_checkpoints_commits_and_closes(harness):
+    service = harness.service(learner())
+    harness.send_events(range(5))
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    while service.metrics.value(Metric.EVENTS, outcome="asked") < 5:
+        thread.join(0.01)
+    service.request_stop()
+    thread.join(5)
+    assert not thread.is_alive()
+    state = load_checkpoint(harness.settings.checkpoint_path)
+    assert state.offsets == {EVENTS: 5, LABELS: 0} and len(state.pending) == 5
+    assert harness.committed() == {EVENTS: 5, LABELS: 0}
+    assert service.metrics.value(Metric.UP) == 0
+
+
+def test_a_corrupt_checkpoint_refuses_to_start(harness):
+    harness.settings.checkpoint_path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        harness.service(learner()).start()
+
+
+def crash(service: Service, harness: Harness) -> None:
+    """Die mid-batch: the in-flight batch's records are never delivered, nothing is checkpointed."""
+    service.producer.fail_flush = True
+    harness.send_events([999])
+    with pytest.raises(DeliveryError):
+        service.run()
+
+
+@pytest.mark.parametrize("max_poll_records", [500, 3])
+def test_restart_from_a_checkpoint_loses_no_label_and_learns_none_twice(tmp_path, max_poll_records):
+    harness = Harness(tmp_path, checkpoint_interval_seconds=10, max_poll_records=max_poll_records)
+    first = harness.service(learner())
+    harness.send_events(range(20))
+    drain(first)
+    harness.answer(harness.requests()[:5])
+    harness.now += 10_000  # the next batch checkpoints: events 0-19 asked, labels 0-4 learned
+    drain(first)
+    harness.send_events(range(20, 30))
+    harness.answer(harness.requests()[5:15])  # learned after the checkpoint, then lost in the crash
+    drain(first)
+    assert sorted(learned_xs(first)) == [float(i) for i in range(15)]
+    crash(first, harness)
+
+    second = harness.service()  # its learner comes from the checkpoint
+    drain(second)
+    answered = {r.request_id for r in harness.requests()[:15]}
+    unanswered = {r.request_id: r for r in harness.requests() if r.request_id not in answered}
+    harness.answer(unanswered.values())
+    drain(second)
+    learned = Counter(learned_xs(second))
+    assert max(learned.values()) == 1, "a label was learned twice"
+    assert set(learned) == {float(i) for i in range(30)} | {999.0}, "a label was lost"
+    assert harness.dead_letters() == []
+    # The replay asked again under the same ids.
+    ids = Counter(r.request_id for r in harness.requests())
+    assert set(ids) == {request_id_for(f"e{i}") for i in [*range(30), 999]}
+
+
+def test_replayed_labels_wait_for_their_replayed_events(tmp_path):
+    # A label polled before the event it answers (both after the checkpoint) must not be lost.
+    harness = Harness(tmp_path, checkpoint_interval_seconds=10, max_poll_records=1)
+    first = harness.service(learner())
+    first.start()
+    harness.send_events([0])
+    harness.now += 10_000
+    drain(first)  # checkpoint: events at 1
+    harness.send_events([1, 2, 3])
+    drain(first)
+    harness.answer(harness.requests()[1:])  # labels for e1..e3, learned, then the crash
+    drain(first)
+    crash(first, harness)
+
+    second = harness.service()
+    drain(second)
+    assert Counter(learned_xs(second)) == Counter([1.0, 2.0, 3.0])
+    assert harness.dead_letters() == []
+    assert harness.committed()[LABELS] == 3
+
+
+def test_a_revoke_checkpoints_and_commits_and_nothing_is_processed_twice(harness):
+    service = harness.service(learner())
+    harness.send_events(range(4))
+    drain(service)
+    harness.broker.force_rebalance(harness.settings.group_id)
+    harness.send_events([4])
+    drain(service)
+    state = load_checkpoint(harness.settings.checkpoint_path)
+    assert state.offsets == {EVENTS: 4, LABELS: 0}
+    assert [r.event_id for r in harness.requests()] == [f"e{i}" for i in range(5)]
+    assert harness.committed() == {EVENTS: 5, LABELS: 0}
+
+
+def test_lost_partitions_are_not_committed_and_resume_where_the_state_is(harness):
+    service = harness.service(learner())
+    harness.send_events(range(3))
+    drain(service)
+    harness.send_events([3])
+    service.run_once()  # processes e3 and commits
+    harness.broker.force_rebalance(harness.settings.group_id, lost=True)
+    harness.send_events([4])
+    drain(service)
+    assert not harness.settings.checkpoint_path.exists()
+    assert [r.event_id for r in harness.requests()] == [f"e{i}" for i in range(5)]
+
+
+def test_health_and_lag_follow_the_loop(harness):
+    admin = harness.broker.admin()
+    service = harness.service(learner(), admin=admin)
+    assert not service.health.ready()
+    harness.send_events(range(3))
+    drain(service)
+    assert service.health.ready()
+    assert service.metrics.value(Metric.CONSUMER_LAG, topic="events", partition="0") == 0
+    assert service.metrics.value(Metric.UP) == 1
+    admin.reachable = False
+    harness.now += int(harness.settings.health_check_interval_seconds * 1000)
+    drain(service)
+    assert not service.health.ready()
+    assert service.health.alive(max_age_s=60)
+
+
+def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
+    import logging
+    import os
+    import signal
+
+    from activestream import app
+
+    service = harness.service(learner())
+    monkeypatch.setattr(app, "build_service", lambda settings: service)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    harness.send_events(range(3))
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        app.run(harness.settings.model_copy(update={"metrics_port": 0, "metrics_host": "127.0.0.1"}))
+    finally:
+        timer.cancel()
+        root.handlers[:], root.level = saved[0], saved[1]
+        signal.signal(signal.SIGTERM, saved[2])
+        signal.signal(signal.SIGINT, saved[3])
+    assert load_checkpoint(harness.settings.checkpoint_path).offsets[EVENTS] == 3
+    assert harness.committed()[EVENTS] == 3
