@@ -125,15 +125,20 @@ def run_annotator(
     annotator: SimulatedAnnotator,
     stop: threading.Event,
     poll_timeout_s: float = 0.2,
+    ready: threading.Event | None = None,
 ) -> int:
     """Answer label requests until ``stop`` is set; returns the number of labels posted.
 
-    Labels are keyed by event id, like the requests, so a label lands on the partition that owns its
+    ``ready`` is set once the consumer has joined its group and owns partitions. Labels are keyed by
+    event id, like the requests, so a label lands on the partition that owns its
     event (the service's label join relies on this co-partitioning).
     """
     posted = 0
     while not stop.is_set():
-        for message in consumer.poll(poll_timeout_s, 500):
+        messages = consumer.poll(poll_timeout_s, 500)
+        if ready is not None and not ready.is_set() and consumer.assignment():
+            ready.set()
+        for message in messages:
             try:
                 request = LabelRequest.model_validate_json(message.value or b"")
             except ValidationError:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -60,7 +61,8 @@ class DemoOptions:
     measure: str | None = None  # None: the service's default
     policy: str | None = None
     seed: int = 1
-    mean_label_delay_s: float = 0.5
+    mean_label_delay_s: float = 0.2
+    rate_per_s: float | None = 1500.0  # a steady stream, as a live source would be; None: flat out
     output_dir: Path = Path("demo-output")
     window: int = 1000
 
@@ -88,9 +90,12 @@ class _Auditor:
         self.asked = 0
         self.curve_every = curve_every
 
-    def run(self, consumer: Consumer, stop: threading.Event) -> None:
+    def run(self, consumer: Consumer, stop: threading.Event, ready: threading.Event) -> None:
         while not stop.is_set():
-            for message in consumer.poll(0.2, 1000):
+            messages = consumer.poll(0.2, 1000)
+            if not ready.is_set() and consumer.assignment():
+                ready.set()
+            for message in messages:
                 try:
                     record = DecisionRecord.model_validate_json(message.value or b"")
                 except ValidationError:
@@ -182,79 +187,80 @@ def run_demo(options: DemoOptions = DemoOptions(), out: TextIO = sys.stdout) -> 
         print(f"broker {broker.bootstrap_servers} | metrics http://127.0.0.1:{server.port}/metrics", file=out)
         auditor = _Auditor(truth, options.window)
         annotator = SimulatedAnnotator(truth, options.mean_label_delay_s, seed=options.seed)
-        service_thread = threading.Thread(target=service.run, name="service", daemon=True)
-        service_thread.start()
-        _wait_ready(service, timeout_s=60)
         producer = KafkaProducerAdapter.from_settings(settings)
-        workers = [
+        annotator_ready, auditor_ready = threading.Event(), threading.Event()
+        requests_consumer = _consumer(settings, "demo-annotator", settings.requests_topic)
+        decisions_consumer = _consumer(settings, "demo-auditor", settings.decisions_topic)
+        threads = [
+            threading.Thread(target=service.run, name="service"),
             threading.Thread(
                 target=run_annotator,
-                args=(
-                    _consumer(settings, "demo-annotator", settings.requests_topic),
-                    producer,
-                    settings.labels_topic,
-                    annotator,
-                    stop,
-                ),
+                args=(requests_consumer, producer, settings.labels_topic, annotator, stop),
+                kwargs={"ready": annotator_ready},
                 name="annotator",
-                daemon=True,
             ),
             threading.Thread(
-                target=auditor.run,
-                args=(_consumer(settings, "demo-auditor", "decisions"), stop),
-                name="auditor",
-                daemon=True,
+                target=auditor.run, args=(decisions_consumer, stop, auditor_ready), name="auditor"
             ),
         ]
-        for worker in workers:
-            worker.start()
-        started = time.monotonic()
-        replayer = threading.Thread(
-            target=replay,
-            args=(
-                KafkaProducerAdapter.from_settings(settings),
-                settings.events_topic,
-                labeled_events(stream),
-                truth,
-            ),
-            kwargs={"stop": stop},
-            name="replayer",
-            daemon=True,
-        )
-        replayer.start()
-        elapsed = _follow(service, auditor, annotator, stream.n, out)
-        stop.set()
-        service.request_stop()
-        service_thread.join(timeout=60)
-        for worker in workers:
-            worker.join(timeout=10)
-        server.stop()
-        producer.close()
-    return _summarise(options, stream, service, auditor, elapsed or (time.monotonic() - started), out)
+        for thread in threads:
+            thread.start()
+        try:
+            _wait_until(lambda: service.health.ready(), "the service joined its consumer group")
+            _wait_until(annotator_ready.is_set, "the annotator joined its consumer group")
+            _wait_until(auditor_ready.is_set, "the auditor joined its consumer group")
+            replayer = threading.Thread(
+                target=replay,
+                args=(producer, settings.events_topic, labeled_events(stream), truth),
+                kwargs={"stop": stop, "rate_per_s": options.rate_per_s},
+                name="replayer",
+            )
+            replayer.start()
+            elapsed = _follow(service, auditor, annotator, stream.n, out)
+        finally:
+            stop.set()
+            service.request_stop()
+            for thread in threads:
+                thread.join(timeout=60)
+            requests_consumer.close()
+            decisions_consumer.close()
+            producer.close()
+            server.stop()
+    return _summarise(options, stream, service, auditor, elapsed, out)
 
 
-def _wait_ready(service, timeout_s: float) -> None:
+def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
-    while not service.health.ready():
+    while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError("the service did not join its consumer group in time")
-        time.sleep(0.1)
+            raise TimeoutError(f"timed out waiting until {what}")
+        time.sleep(0.05)
 
 
 def _follow(service, auditor: _Auditor, annotator: SimulatedAnnotator, total: int, out: TextIO) -> float:
-    """Print progress until every event is decided and every asked label is answered and learned."""
-    started = time.monotonic()
+    """Show progress until every event is decided and every asked label is answered and learned.
+
+    Returns the seconds it took to decide every event. On a terminal the line redraws in place; in a
+    log (CI, a pipe) a line is printed every few seconds instead.
+    """
+    live = out.isatty()
+    started = last_line = time.monotonic()
     decided_at: float | None = None
     while True:
         snapshot = _snapshot(service.metrics, total, auditor)
-        print("\r" + render_progress(snapshot), end="", file=out, flush=True)
+        now = time.monotonic()
         if decided_at is None and len(auditor.seen) >= total:
-            decided_at = time.monotonic()
+            decided_at = now
         settled = decided_at is not None and snapshot.pending == 0 and annotator.waiting == 0
         # Labels are human-slow in the real world; the demo waits for its simulated ones a while at most.
-        if settled or (decided_at is not None and time.monotonic() - decided_at > 30):
-            print(file=out)
-            return (decided_at or time.monotonic()) - started
+        finished = settled or (decided_at is not None and now - decided_at > 30)
+        if live:
+            print("\r" + render_progress(snapshot), end="\n" if finished else "", file=out, flush=True)
+        elif finished or now - last_line >= 5:
+            print(render_progress(snapshot), file=out, flush=True)
+            last_line = now
+        if finished:
+            return (decided_at or now) - started
         time.sleep(0.25)
 
 
