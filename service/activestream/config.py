@@ -282,6 +282,8 @@ def load_settings(**overrides: Any) -> Settings:
 def _default_text(value: Any) -> str:
     if value is None:
         return "(unset)"
+    if value == "":
+        return "(empty)"
     if isinstance(value, StrEnum):
         value = value.value
     return f"`{value}`"

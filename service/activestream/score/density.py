@@ -15,7 +15,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 from activestream.score.base import Measure
-from activestream.score.uncertainty import Entropy, is_cold_start
+from activestream.score.uncertainty import Entropy
 from activestream.types import ClassLabel, Features, Proba
 
 __all__ = ["DensityWeighted", "squared_distance"]
@@ -142,9 +142,8 @@ class DensityWeighted(Measure):
         )
 
     def is_cold(self, x: Features, proba: Proba) -> bool:
-        """The inner measure's cold start (read from its ``is_cold`` if it has one, else from ``proba``)."""
-        inner_is_cold = getattr(self.inner, "is_cold", None)
-        return bool(inner_is_cold(x, proba)) if callable(inner_is_cold) else is_cold_start(proba)
+        """The inner measure's cold start."""
+        return self.inner.is_cold(x, proba)
 
     def score(self, x: Features, proba: Proba, model: Any = None) -> float:
         """Inner score times density to the power ``beta``, then remember ``x``; ``1.0`` on cold start."""

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from river import compose
 
 from activestream.score.base import Measure
-from activestream.score.uncertainty import is_cold_start, normalise
+from activestream.score.uncertainty import normalise
 from activestream.types import Features, Proba
 
 __all__ = ["ExpectedModelChange", "gradient_factor", "linear_inputs"]
@@ -128,10 +128,6 @@ class ExpectedModelChange(Measure):
 
     def __init__(self) -> None:
         self.max_norm = 0.0
-
-    def is_cold(self, x: Features, proba: Proba) -> bool:
-        """Whether this event is scored as a cold start (``1.0``): see ``is_cold_start``."""
-        return is_cold_start(proba)
 
     def score(self, x: Features, proba: Proba, model: Any = None) -> float:
         """Normalised expected gradient length of ``x`` under ``model``; ``1.0`` on cold start."""

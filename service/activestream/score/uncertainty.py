@@ -193,10 +193,6 @@ def _clip(value: float) -> float:
 class _ProbaMeasure(Measure):
     """A measure that reads only the served model's class probabilities."""
 
-    def is_cold(self, x: Features, proba: Proba) -> bool:
-        """Whether this event is scored as a cold start (``1.0``): see ``is_cold_start``."""
-        return is_cold_start(proba)
-
 
 class LeastConfidence(_ProbaMeasure):
     """Least-confidence uncertainty sampling, normalised to ``[0, 1]``; see ``least_confidence``.
