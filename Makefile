@@ -19,8 +19,13 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/activate
 demo: $(VENV)/.installed-dev
 	$(BIN)/activestream demo
 
-test: $(VENV)/.installed-dev
+# promtool and prometheus for the deploy checks come from Debian's package, unpacked into .tools/.
+.tools/prometheus/usr/bin/promtool:
+	bash deploy/tools/fetch-prometheus.sh
+
+test: $(VENV)/.installed-dev .tools/prometheus/usr/bin/promtool
 	$(BIN)/ruff check service tests benchmarks
+	$(BIN)/ruff format --check service tests benchmarks
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
