@@ -5,6 +5,7 @@
 - ``activestream replay``: produce a CSV file or a named stream as events.
 - ``activestream annotate``: a simulated annotator answering label requests from a stream's ground truth.
 - ``activestream post-label``: post one label, as an annotator tool would.
+- ``activestream label-ui``: the labeling page, where people answer label requests in a browser.
 - ``activestream schemas``: write the wire messages' JSON Schemas.
 - ``activestream settings``: print every configuration option with its default.
 """
@@ -53,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     post.add_argument("--event-id", required=True)
     post.add_argument("--label", required=True, help='a JSON scalar: 1, true, "up" (bare words are strings)')
     post.add_argument("--annotator")
+
+    ui = commands.add_parser("label-ui", help="serve the labeling page (answer label requests in a browser)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    ui.add_argument("--group", help="consumer group (default <ACTIVESTREAM_GROUP_ID>-label-ui)")
 
     schemas = commands.add_parser("schemas", help="write the JSON Schemas of the wire messages")
     schemas.add_argument("--out", type=Path, default=Path("docs/schemas"))
@@ -167,6 +173,21 @@ def _post_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _label_ui(args: argparse.Namespace) -> int:
+    import signal
+
+    from activestream.app import configure_logging
+    from activestream.labeling import run_label_ui
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_label_ui(settings, args.host, args.port, group_id=args.group, stop=stop)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from activestream.demo.session import DemoOptions, run_demo
 
@@ -212,6 +233,7 @@ COMMANDS = {
     "replay": _replay,
     "annotate": _annotate,
     "post-label": _post_label,
+    "label-ui": _label_ui,
     "schemas": _schemas,
     "settings": _settings,
 }

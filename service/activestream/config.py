@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         description="Audit trail: when set, every decision (ask or discard, score, threshold, strategy, "
         "model version) is recorded on this topic. Empty: off.",
     )
+    decisions_discard_sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Audit trail: every ask is recorded, and this seeded, replay-stable share of the "
+        "discards (chosen by a hash of the event id and the seed).",
+    )
     create_topics: bool = Field(True, description="Create missing topics at start (1 partition each).")
     # Learning
     model: str = Field("logreg", description="Base classifier (see `activestream.models.MODELS`).")
@@ -87,6 +94,51 @@ class Settings(BaseSettings):
     )
     budget: float = Field(0.1, gt=0.0, le=1.0, description="Target fraction of events to ask labels for.")
     seed: int = Field(0, description="Seed of the measure's and the policy's random generators.")
+    # Batch mode (activestream.decide.batch)
+    selection_mode: Literal["per_event", "batch"] = Field(
+        "per_event",
+        description="`per_event`: the policy decides each event at once. `batch`: events are held in a "
+        "window and the budget's share of the window (budget × window) is asked for the most informative, "
+        "mutually dissimilar events when it closes; held events' offsets are committed only after their "
+        "window is decided (at-least-once: a restart replays and re-decides an open window).",
+    )
+    batch_window: int = Field(
+        100, ge=1, description="Batch mode: a window closes when it holds this many events."
+    )
+    batch_window_seconds: float = Field(
+        0.0, ge=0.0, description="Batch mode: a window also closes this long after its first event (0: off)."
+    )
+    batch_diversity: float = Field(
+        1.0,
+        ge=0.0,
+        description="Batch mode: λ in score·(1 − max similarity to the events chosen)^λ (0: plain top-k).",
+    )
+    # Stopping criteria (activestream.stopping)
+    stop_on_plateau: bool = Field(
+        False,
+        description="Pause label requests (all but random ones) when the unbiased accuracy plateaus or the "
+        "predictions stabilise; resumed by a drift or by a fall of the random-label accuracy.",
+    )
+    max_labels: int = Field(0, ge=0, description="Stop asking after this many label requests (0: no cap).")
+    stopping_window: int = Field(
+        100, ge=1, description="Plateau: random labels per block compared (last block vs the one before)."
+    )
+    stopping_epsilon: float = Field(
+        0.01, description="Plateau: an accuracy gain above this between two blocks still counts as progress."
+    )
+    # Several annotators (activestream.aggregate)
+    annotators_per_request: int = Field(
+        1, ge=1, description="Labels awaited per request; the model learns their consensus, once."
+    )
+    aggregation_timeout_seconds: float = Field(
+        0.0,
+        ge=0.0,
+        description="Several annotators: aggregate the labels a request has this long after its first one "
+        "(0: wait for all of them or for the request's TTL).",
+    )
+    aggregation_weighted: bool = Field(
+        False, description="Several annotators: weight votes by each annotator's agreement history."
+    )
     # Pending labels
     label_ttl_seconds: int = Field(
         86400, gt=0, description="How long a label request waits for its label before it expires."

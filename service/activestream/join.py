@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from activestream.types import ClassLabel, Features
 
@@ -100,6 +101,11 @@ class PendingStore:
     (<JoinStatus.EXPIRED: 'expired'>, 0)
     """
 
+    #: The votes of requests sent to several annotators (an ``activestream.aggregate.LabelAggregator``, set
+    #: by the service), kept here so that a checkpoint saves them with the requests they belong to. A class
+    #: attribute, so that stores pickled before it existed load with ``None``.
+    ballots: Any = None
+
     def __init__(self, max_size: int, ttl_ms: int, closed_max: int | None = None):
         if max_size < 1 or ttl_ms < 1:
             raise ValueError(f"max_size and ttl_ms must be positive, got {max_size} and {ttl_ms}")
@@ -117,6 +123,20 @@ class PendingStore:
 
     def __contains__(self, request_id: object) -> bool:
         return request_id in self._pending
+
+    def find(self, *, request_id: str | None = None, event_id: str | None = None) -> PendingEntry | None:
+        """The pending entry a label names (by ``request_id``, else ``event_id``), left in the store.
+
+        >>> store = PendingStore(max_size=2, ttl_ms=1000)
+        >>> _ = store.add("r1", "e1", {"x": 1}, asked_at_ms=0, decision_reason="random")
+        >>> store.find(event_id="e1").request_id, store.find(request_id="nope"), len(store)
+        ('r1', None, 1)
+        """
+        if request_id is not None and request_id in self._pending:
+            return self._pending[request_id]
+        if event_id is not None and event_id in self._pending_by_event:
+            return self._pending[self._pending_by_event[event_id]]
+        return None
 
     def knows_event(self, event_id: str) -> bool:
         """Whether a request for ``event_id`` is pending or was recently answered or expired."""

@@ -1,10 +1,11 @@
 """Prometheus metrics: every name in one place, and a ``Metrics`` object that owns its registry.
 
 Names live in :class:`Metric` (and the tuple :data:`METRIC_NAMES`), so deploy rules and dashboards can
-be checked against them. Label sets are small and fixed — outcome, status, reason — except two that
+be checked against them. Label sets are small and fixed — outcome, status, reason — except three that
 follow the data and are bounded: ``consumer_lag`` has one series per *assigned* partition (removed on
 revoke) and ``asked_labels_total`` one per class for the first :data:`MAX_LABEL_CLASSES` classes seen,
-then ``other``.
+then ``other``; the ``annotator_*`` series name the :data:`MAX_ANNOTATOR_SERIES` annotators with the most
+judged votes, everyone else is ``other``.
 
 ``activestream_prequential_accuracy`` is measured on the unbiased sample only: labels whose request was
 decided by the random part of a policy (decision reason ``"random"``, e.g. Split's random part), compared
@@ -34,7 +35,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from activestream.transport.base import TopicPartition
 
-__all__ = ["MAX_LABEL_CLASSES", "METRIC_NAMES", "Metric", "Metrics"]
+__all__ = [
+    "MAX_ANNOTATOR_SERIES",
+    "MAX_LABEL_CLASSES",
+    "METRIC_NAMES",
+    "STOPPING_CRITERIA",
+    "Metric",
+    "Metrics",
+]
 
 
 class Metric(StrEnum):
@@ -59,6 +67,12 @@ class Metric(StrEnum):
     CHECKPOINT_TIMESTAMP = "activestream_checkpoint_timestamp_seconds"
     BUILD_INFO = "activestream_build_info"
     UP = "activestream_up"
+    # Stopping criteria and several annotators (``activestream.stopping``, ``activestream.aggregate``).
+    STOPPING_SIGNAL = "activestream_stopping_signal"
+    LABEL_REQUESTS_PAUSED = "activestream_label_requests_paused"
+    ANNOTATOR_LABELS = "activestream_annotator_labels_total"
+    ANNOTATOR_AGREEMENT = "activestream_annotator_agreement_ratio"
+    LABEL_DISAGREEMENTS = "activestream_label_disagreements_total"
 
 
 #: Every exported metric name, for checking alert rules and dashboards.
@@ -69,6 +83,9 @@ LABEL_STATUSES: Final = ("learned", "unknown", "expired", "duplicate", "invalid"
 EXPIRY_REASONS: Final = ("ttl", "evicted")
 #: Classes with their own ``asked_labels_total`` series; later classes are counted as ``other``.
 MAX_LABEL_CLASSES: Final = 50
+#: Annotators (the top ones by volume) with their own ``annotator_*`` series; the rest are ``other``.
+MAX_ANNOTATOR_SERIES: Final = 20
+STOPPING_CRITERIA: Final = ("plateau", "stable_predictions", "max_labels")
 _MAX_LABEL_CHARS: Final = 64
 
 # Label delays are human-scale: seconds to days.
@@ -169,6 +186,35 @@ class Metrics:
             registry=reg,
         )
         self._up = Gauge(_name(Metric.UP), "1 while the service loop runs.", registry=reg)
+        self._stopping = Gauge(
+            _name(Metric.STOPPING_SIGNAL),
+            "1 when a stopping criterion says more labels no longer help, by criterion.",
+            ["criterion"],
+            registry=reg,
+        )
+        self._paused = Gauge(
+            _name(Metric.LABEL_REQUESTS_PAUSED),
+            "1 while label requests are paused (stop_on_plateau) or capped (max_labels).",
+            registry=reg,
+        )
+        self._annotator_labels = Counter(
+            _name(Metric.ANNOTATOR_LABELS),
+            "Labels accepted into a vote, by annotator (the top ones by volume; the rest: other).",
+            ["annotator"],
+            registry=reg,
+        )
+        self._annotator_agreement = Gauge(
+            _name(Metric.ANNOTATOR_AGREEMENT),
+            "Share of an annotator's judged votes that agreed with the others' majority.",
+            ["annotator"],
+            registry=reg,
+        )
+        self._disagreements = Counter(
+            _name(Metric.LABEL_DISAGREEMENTS),
+            "Requests whose annotators did not all give the same label.",
+            registry=reg,
+        )
+        self._annotator_series: set[str] = set()
         self._accuracy.set(math.nan)
         self._checkpoint_age.set_function(self._checkpoint_age_s)
         self._checkpoint_ts.set(math.nan)
@@ -183,6 +229,10 @@ class Metrics:
             self._expired.labels(reason=reason)
         for reason in dead_letter_reasons:
             self._dead_letters.labels(reason=reason)
+        for criterion in STOPPING_CRITERIA:
+            self._stopping.labels(criterion=criterion).set(0)
+        self._annotator_labels.labels(annotator="other")
+        self._annotator_agreement.labels(annotator="other").set(math.nan)
 
     # -- counters ---------------------------------------------------------------------------------------
     def event(self, outcome: str) -> None:
@@ -273,6 +323,29 @@ class Metrics:
 
     def up(self, running: bool) -> None:
         self._up.set(1 if running else 0)
+
+    # -- stopping criteria and annotators ----------------------------------------------------------------
+    def stopping(self, signals: Mapping[str, bool], paused: bool) -> None:
+        """Set each criterion's 0/1 signal (criteria from ``STOPPING_CRITERIA``) and the pause gauge."""
+        for criterion, on in signals.items():
+            self._stopping.labels(criterion=criterion).set(1 if on else 0)
+        self._paused.set(1 if paused else 0)
+
+    def annotator_label(self, series: str) -> None:
+        """Count one vote; ``series`` is the annotator's bounded metric label (a name or ``other``)."""
+        self._annotator_labels.labels(annotator=series[:_MAX_LABEL_CHARS]).inc()
+
+    def annotator_agreement(self, ratios: Mapping[str, float]) -> None:
+        """Set the agreement of exactly these series (at most ``MAX_ANNOTATOR_SERIES`` + ``other``)."""
+        ratios = {name[:_MAX_LABEL_CHARS]: ratio for name, ratio in ratios.items()}
+        for gone in self._annotator_series - ratios.keys():
+            self._annotator_agreement.remove(gone)
+        for name, ratio in ratios.items():
+            self._annotator_agreement.labels(annotator=name).set(ratio)
+        self._annotator_series = set(ratios)
+
+    def disagreement(self) -> None:
+        self._disagreements.inc()
 
     # -- exposition -------------------------------------------------------------------------------------
     def render(self) -> bytes:

@@ -23,6 +23,8 @@ the loop flushes, checkpoints, commits and closes.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -31,11 +33,13 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from activestream import __version__
+from activestream.aggregate import ANONYMOUS, OTHER, LabelAggregator
 from activestream.checkpoint import CheckpointError, CheckpointState, load_checkpoint, save_checkpoint
 from activestream.config import Settings
-from activestream.decide.policies import RANDOM
+from activestream.decide.batch import BatchSelector
+from activestream.decide.policies import BELOW_THRESHOLD, RANDOM
 from activestream.http import Health
-from activestream.join import JoinResult, JoinStatus, PendingEntry, PendingStore
+from activestream.join import Expired, JoinResult, JoinStatus, PendingEntry, PendingStore
 from activestream.learner import ActiveLearner, Decision, make_learner
 from activestream.messages import (
     Event,
@@ -49,7 +53,8 @@ from activestream.messages import (
     parse_label,
     to_json,
 )
-from activestream.metrics import Metrics
+from activestream.metrics import MAX_ANNOTATOR_SERIES, Metrics
+from activestream.stopping import CRITERIA, StoppingMonitor
 from activestream.transport.base import Admin, Consumer, Message, Producer, TopicPartition
 from activestream.transport.errors import BrokerUnavailable, TransportError
 from activestream.types import ClassLabel
@@ -65,6 +70,8 @@ _JOIN_REJECTIONS: Final = {
 }
 # The broker check must not hold the loop up for long: it runs on the loop's thread.
 _REACHABILITY_TIMEOUT_S: Final = 2.0
+#: The audit-trail reason of an ask held back by the stopping criteria (pause or label cap).
+PAUSED: Final = "paused"
 
 
 def _wall_clock_ms() -> int:
@@ -174,6 +181,32 @@ class Service:
         )
         self.pending = PendingStore(settings.pending_max, self._ttl_ms)
         self.model_version = 0
+        #: Stopping criteria; its label count and pause survive restarts through the checkpoint's counters.
+        self.stopping = StoppingMonitor(
+            plateau_window=settings.stopping_window,
+            plateau_epsilon=settings.stopping_epsilon,
+            max_labels=settings.max_labels or None,
+            pause_on_signal=settings.stop_on_plateau,
+            seed=settings.seed,
+        )
+        #: Votes of requests sent to several annotators (kept in the pending store, hence checkpointed).
+        self.ballots: LabelAggregator | None = None
+        self._attach_ballots()
+        #: Batch mode: the window of held events (not checkpointed: held events are replayed, see _hold).
+        self.batch: BatchSelector | None = None
+        if settings.selection_mode == "batch":
+            span = settings.batch_window_seconds
+            self.batch = BatchSelector(
+                settings.budget,
+                settings.batch_window,
+                span_ms=round(span * 1000) if span > 0 else None,
+                diversity=settings.batch_diversity,
+                seed=settings.seed,
+            )
+        # Held events by id: their partition, offset, event and scored decision, until their window closes.
+        self._held: dict[str, tuple[TopicPartition, int, Event, Decision]] = {}
+        self._released: set[TopicPartition] = set()  # partitions of held events decided this batch
+        self._top_annotators: frozenset[str] = frozenset()
         #: Next offset to process, per partition the state covers.
         self._positions: dict[TopicPartition, int] = {}
         # Loop bookkeeping.
@@ -274,6 +307,9 @@ class Service:
         for message in messages:
             self._handle(message, now_ms)
             touched.add(message.topic_partition)
+        self._tick_window(now_ms)
+        touched |= self._released
+        self._released = set()
         touched |= self._retry_deferred(now_ms)
         self.producer.flush(self.settings.flush_timeout_seconds)
         self._consistent = True
@@ -302,34 +338,107 @@ class Service:
     def _on_event(self, message: Message, now_ms: int) -> Rejection | None:
         s = self.settings
         event = parse_event(message.value, s.max_message_bytes, s.max_features)
-        if isinstance(event, Event) and self.pending.knows_event(event.id):
+        if isinstance(event, Event) and (self.pending.knows_event(event.id) or event.id in self._held):
             event = Rejection(RejectReason.DUPLICATE, "an event with this id was asked about already")
         decision = event if isinstance(event, Rejection) else self._decide(event)
         if isinstance(decision, Rejection):
             self.metrics.event("invalid")
             return decision
         assert isinstance(event, Event)  # a decision is only made for a parsed event
+        if self.batch is not None:
+            self._hold(message, event, decision, now_ms)
+        else:
+            self._conclude_decision(event, decision, now_ms)
+        return None
+
+    def _conclude_decision(self, event: Event, decision: Decision, now_ms: int) -> None:
+        """Ask or discard (the stopping criteria may hold an ask back), and record it in the audit trail."""
+        if decision.ask and not self.stopping.allows(decision.reason):
+            decision = dataclasses.replace(decision, ask=False, reason=PAUSED)
         if decision.ask:
             self._ask(event, decision, now_ms)
+            self.stopping.on_ask()
         else:
             self.metrics.event("discarded")
-        if s.decisions_topic:
+        self.stopping.observe(event.features)
+        s = self.settings
+        if s.decisions_topic and (decision.ask or self._audit_discard(event.id)):
             record = decision_record_for(event.id, decision, model_version=self.model_version)
             self.producer.produce(s.decisions_topic, to_json(record), key=event.id.encode())
-        return None
+
+    def _audit_discard(self, event_id: str) -> bool:
+        """Whether a discard is in the audit trail's sample: a hash of (seed, event id), so replay-stable."""
+        ratio = self.settings.decisions_discard_sample_ratio
+        if ratio >= 1.0:
+            return True
+        digest = hashlib.blake2b(f"{self.settings.seed}:{event_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") < ratio * 2**64
 
     def _decide(self, event: Event) -> Decision | Rejection:
         started = self._timer()
         try:
-            decision = self.learner.decide(event.features)
+            # Batch mode scores only: the window decides (the policy and its budget are not used).
+            decision = self._score(event) if self.batch is not None else self.learner.decide(event.features)
         except Exception as error:  # e.g. a feature type the model cannot take: that event, not the loop
             log.warning("model rejected an event", extra={"error": repr(error)})
             return Rejection(
                 RejectReason.SCHEMA, f"the model cannot score these features: {type(error).__name__}"
             )
         self.metrics.processing(self._timer() - started)
-        self._threshold = decision.threshold
+        if self.batch is None:
+            self._threshold = decision.threshold
         return decision
+
+    def _score(self, event: Event) -> Decision:
+        """Batch mode: the model's prediction and the measure's score, no ask decision yet."""
+        learner = self.learner
+        proba = dict(learner.classifier.predict_proba_one(event.features))
+        # ActiveLearner keeps its measure private; batch mode needs the score without the policy.
+        score = learner._measure.score(event.features, proba, learner.classifier)
+        y_pred = max(proba, key=proba.__getitem__) if proba else None
+        strategy = f"{learner.strategy.partition('/')[0]}/batch"
+        return Decision(y_pred, proba, score, float("nan"), False, strategy, BELOW_THRESHOLD)
+
+    # -- batch mode -------------------------------------------------------------------------------------
+    def _hold(self, message: Message, event: Event, decision: Decision, now_ms: int) -> None:
+        """Hold a scored event in the window; decide the window if this closed it.
+
+        At-least-once: a held event's offset is not committed (nor checkpointed) before its window is
+        decided (``_safe_offset``), so a restart or a rebalance replays the open window's events into a
+        fresh window (the selector keeps no other state that matters: its scaling is per window). A
+        shutdown leaves the open window undecided for the same reason.
+        """
+        assert self.batch is not None
+        before = len(self.batch)
+        self.batch.offer(event.id, event.features, decision.score, now_ms)
+        self._held[event.id] = (message.topic_partition, message.offset, event, decision)
+        if len(self.batch) != before + 1:  # a window closed (by size, or by time before this event)
+            self._decide_window(now_ms)
+
+    def _tick_window(self, now_ms: int) -> None:
+        """Batch mode: close the window when its time span has passed, even without new events."""
+        if self.batch is None or not len(self.batch):
+            return
+        self.batch.tick(now_ms)
+        if not len(self.batch):
+            self._decide_window(now_ms)
+
+    def _decide_window(self, now_ms: int) -> None:
+        assert self.batch is not None
+        chosen = {pick.event_id: pick for pick in self.batch.last_picks}
+        self._threshold = self.batch.threshold
+        for event_id in self.batch.last_window:
+            held = self._held.pop(event_id, None)
+            if held is None:  # forgotten on a rebalance
+                continue
+            tp, _, event, decision = held
+            pick = chosen.get(event_id)
+            # The threshold of every event of the window is the window's cut: the smallest gain chosen.
+            decision = dataclasses.replace(decision, threshold=self.batch.threshold)
+            if pick is not None:
+                decision = dataclasses.replace(decision, ask=True, reason=pick.reason)
+            self._conclude_decision(event, decision, now_ms)
+            self._released.add(tp)
 
     def _ask(self, event: Event, decision: Decision, now_ms: int) -> None:
         request = label_request_for(
@@ -338,7 +447,7 @@ class Service:
         evicted = self.pending.add(
             request.request_id, event.id, event.features, now_ms, decision.reason, decision.y_pred
         )
-        self.metrics.pending_expired("evicted", len(evicted))
+        self.metrics.pending_expired("evicted", len(self._conclude_expired(evicted, now_ms)))
         self.producer.produce(self.settings.requests_topic, to_json(request), key=event.id.encode())
         self.metrics.event("asked")
         self.metrics.label_request()
@@ -349,6 +458,9 @@ class Service:
         if isinstance(label, Rejection):
             self.metrics.label("invalid")
             return label
+        entry = self._voting_entry(label, now_ms)
+        if entry is not None:
+            return self._vote(entry, label, now_ms)
         result = self.pending.join(now_ms, request_id=label.request_id, event_id=label.event_id)
         if (
             result.status is JoinStatus.UNKNOWN
@@ -383,15 +495,109 @@ class Service:
         self.metrics.learned(y, delay_ms / 1000)
         if entry.decision_reason == RANDOM:
             self.metrics.judged(entry.predicted_label == y)
+            self.stopping.on_random_label(entry.predicted_label == y)
+        self.stopping.check_stability(self.model_version, self.learner.classifier.predict_one)
         return None
+
+    # -- several annotators -----------------------------------------------------------------------------
+    def _attach_ballots(self) -> None:
+        """Share the pending store's ballots (checkpointed with it) when labels are aggregated."""
+        s = self.settings
+        if s.annotators_per_request == 1:
+            self.ballots = self.pending.ballots = None
+            return
+        ballots = self.pending.ballots
+        if not isinstance(ballots, LabelAggregator):
+            timeout = s.aggregation_timeout_seconds
+            ballots = LabelAggregator(weighted=s.aggregation_weighted)
+            ballots.timeout_ms = round(timeout * 1000) if timeout > 0 else None
+        ballots.needed = s.annotators_per_request
+        ballots.weighted = s.aggregation_weighted
+        self.ballots = self.pending.ballots = ballots
+
+    def _voting_entry(self, label: Label, now_ms: int) -> PendingEntry | None:
+        """The pending, unexpired entry a label votes on, when labels are aggregated."""
+        if self.ballots is None:
+            return None
+        entry = self.pending.find(request_id=label.request_id, event_id=label.event_id)
+        return entry if entry is not None and now_ms < entry.expires_at_ms else None
+
+    def _vote(self, entry: PendingEntry, label: Label, now_ms: int) -> Rejection | None:
+        assert self.ballots is not None
+        status = self.ballots.add(entry.request_id, label.annotator, label.label, now_ms)
+        if status == "duplicate":
+            self.metrics.label(JoinStatus.DUPLICATE.value)
+            return Rejection(RejectReason.DUPLICATE, "this annotator labeled this request already")
+        name = label.annotator or ANONYMOUS
+        self.metrics.annotator_label(name if name in self._top_annotators else OTHER)
+        # Every vote accepted into a consensus counts as learned: the consensus is learned once for all.
+        self.metrics.label(JoinStatus.LEARNED.value)
+        if status == "complete":
+            result = self.pending.join(now_ms, request_id=entry.request_id)
+            if result.entry is not None:
+                return self._learn_consensus(result.entry, now_ms)
+        return None
+
+    def _learn_consensus(self, entry: PendingEntry, now_ms: int) -> Rejection | None:
+        """Aggregate an entry's votes and learn the consensus (once: the ballot is closed here)."""
+        assert self.ballots is not None
+        consensus = self.ballots.close(entry.request_id)
+        if consensus is None:
+            return None
+        if not consensus.unanimous:
+            self.metrics.disagreement()
+            votes = {vote.annotator: repr(vote.label) for vote in consensus.ballot}
+            log.info(
+                "annotators disagreed",
+                extra={
+                    "request_id": entry.request_id,
+                    "event_id": entry.event_id,
+                    "votes": votes,
+                    "consensus": repr(consensus.label),
+                    "tie_rule": consensus.tie_rule,
+                },
+            )
+        return self._learn(entry, consensus.label, now_ms - entry.asked_at_ms)
+
+    def _conclude_expired(self, expired: list[Expired], now_ms: int) -> list[Expired]:
+        """Learn the votes of requests that left the store (TTL, eviction); return those with none."""
+        if self.ballots is None:
+            return expired
+        unanswered = []
+        for gone in expired:
+            if self.ballots.votes(gone.entry.request_id):
+                self._learn_consensus(gone.entry, now_ms)
+            else:
+                self.ballots.discard(gone.entry.request_id)
+                unanswered.append(gone)
+        return unanswered
+
+    def _aggregate_due(self, now_ms: int) -> None:
+        """Learn what the ballots past ``aggregation_timeout_seconds`` have."""
+        if self.ballots is None:
+            return
+        for request_id in self.ballots.due(now_ms):
+            result = self.pending.join(now_ms, request_id=request_id)
+            if result.entry is not None:
+                self._learn_consensus(result.entry, now_ms)
+            else:
+                self.ballots.discard(request_id)
+
+    def resume_label_requests(self) -> None:
+        """Resume label requests paused by the stopping criteria (the drift detectors' hook)."""
+        self.stopping.resume()
 
     def _retry_deferred(self, now_ms: int) -> set[TopicPartition]:
         if not self._deferred or self._replay_end:
             return set()
         deferred, self._deferred = self._deferred, []
         for message, label in deferred:
-            result = self.pending.join(now_ms, request_id=label.request_id, event_id=label.event_id)
-            rejection = self._settle(label, result)
+            entry = self._voting_entry(label, now_ms)
+            if entry is not None:
+                rejection = self._vote(entry, label, now_ms)
+            else:
+                result = self.pending.join(now_ms, request_id=label.request_id, event_id=label.event_id)
+                rejection = self._settle(label, result)
             if rejection is not None:  # (it counted as accepted when it was held back)
                 self._dead_letter(message, rejection)
         return {message.topic_partition for message, _ in deferred}
@@ -411,8 +617,9 @@ class Service:
 
     # -- offsets, checkpoints, rebalances ---------------------------------------------------------------
     def _safe_offset(self, tp: TopicPartition) -> int:
-        """The next offset to read, but never past a label still held back."""
+        """The next offset to read, but never past a label held back or an event held in a batch window."""
         held = [m.offset for m, _ in self._deferred if m.topic_partition == tp]
+        held += [offset for held_tp, offset, _, _ in self._held.values() if held_tp == tp]
         return min([self._positions[tp], *held])
 
     def _commit(self, partitions: Iterable[TopicPartition]) -> None:
@@ -429,12 +636,19 @@ class Service:
         if not (self._dirty and self._consistent) or self._deferred:
             return  # nothing new, records not flushed, or a replay not settled yet: the old one is right
         correct, judged = self.metrics.accuracy_counts
+        paused_by = self.stopping.paused_by
         state = CheckpointState(
             learner=self.learner,
             pending=self.pending,
-            offsets=dict(self._positions),
+            # Events held in a batch window are not covered: a restart replays them (see _hold).
+            offsets={tp: self._safe_offset(tp) for tp in self._positions},
             model_version=self.model_version,
-            counters={"prequential_correct": correct, "prequential_judged": judged},
+            counters={
+                "prequential_correct": correct,
+                "prequential_judged": judged,
+                "stopping_asked": self.stopping.asked,
+                "stopping_paused_by": CRITERIA.index(paused_by) + 1 if paused_by in CRITERIA else 0,
+            },
             created_at_ms=now_ms,
         )
         try:
@@ -457,6 +671,11 @@ class Service:
         self.metrics.restore_accuracy(
             state.counters.get("prequential_correct", 0), state.counters.get("prequential_judged", 0)
         )
+        self.stopping.asked = state.counters.get("stopping_asked", 0)
+        paused_by = state.counters.get("stopping_paused_by", 0)
+        if paused_by and self.settings.stop_on_plateau:
+            self.stopping.paused_by = CRITERIA[paused_by - 1]
+        self._attach_ballots()
         self.metrics.checkpoint_saved(state.created_at_ms / 1000)
         configured = f"{self.settings.measure}/{self.settings.policy}"
         if self.learner.strategy != configured:
@@ -501,7 +720,12 @@ class Service:
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions & self._positions.keys():
-            self._positions[tp] = self._safe_offset(tp)  # held-back labels are read again
+            self._positions[tp] = self._safe_offset(tp)  # held-back labels and held events are read again
+        gone = [event_id for event_id, (tp, _, _, _) in self._held.items() if tp in partitions]
+        if gone and self.batch is not None:
+            self.batch.remove(gone)
+            for event_id in gone:
+                del self._held[event_id]
         self._deferred = [(m, label) for m, label in self._deferred if m.topic_partition not in partitions]
         for tp in partitions:
             self._replay_end.pop(tp, None)
@@ -511,8 +735,9 @@ class Service:
 
     # -- bookkeeping ------------------------------------------------------------------------------------
     def _expire(self, now_ms: int) -> None:
-        expired = self.pending.expire(now_ms)
+        expired = self._conclude_expired(self.pending.expire(now_ms), now_ms)
         self.metrics.pending_expired("ttl", len(expired))
+        self._aggregate_due(now_ms)
 
     def _after_batch(self, now_ms: int, started: float) -> None:
         self.metrics.batch(self._timer() - started)
@@ -520,6 +745,15 @@ class Service:
         # The policy's own budget: ``learner.budget`` is only the default used when a policy is named.
         target = getattr(self.learner.policy, "budget", self.learner.budget)
         self.metrics.policy_state(self._threshold, target, self.learner.spending)
+        self.metrics.stopping(self.stopping.signals, self.stopping.paused)
+        if self.ballots is not None:
+            history = self.ballots.history
+            top = history.top(MAX_ANNOTATOR_SERIES)
+            self._top_annotators = frozenset(top)
+            ratios = {name: history.raw_agreement(name) for name in top}
+            self.metrics.annotator_agreement(
+                {**ratios, OTHER: history.others_agreement(MAX_ANNOTATOR_SERIES)}
+            )
         self.health.beat()
         last = self._last_health_check_ms
         if last is None or now_ms - last >= self.settings.health_check_interval_seconds * 1000:
