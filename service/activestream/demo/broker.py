@@ -182,6 +182,6 @@ class EmbeddedBroker:
                 last_error = exc
                 time.sleep(0.1)
         raise BrokerNotAvailable(
-            f"the Tansu broker on {self.bootstrap_servers} did not answer within {self.startup_timeout_s:g} s "
-            f"(last error: {last_error}); its log ends with:\n{self.log_tail()}"
+            f"the Tansu broker on {self.bootstrap_servers} did not answer within "
+            f"{self.startup_timeout_s:g} s (last error: {last_error}); its log ends with:\n{self.log_tail()}"
         )
