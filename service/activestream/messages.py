@@ -58,6 +58,7 @@ __all__ = [
     "SOURCE_OFFSET_HEADER",
     "SOURCE_PARTITION_HEADER",
     "SOURCE_TOPIC_HEADER",
+    "TRUNCATED_HEADER",
     "DecisionRecord",
     "Event",
     "Label",
@@ -68,6 +69,7 @@ __all__ = [
     "dead_letter_headers",
     "decision_record_for",
     "export_json_schemas",
+    "fit_dead_letter",
     "label_request_for",
     "parse_event",
     "parse_label",
@@ -368,6 +370,29 @@ DETAIL_HEADER: Final = "activestream.detail"
 SOURCE_TOPIC_HEADER: Final = "activestream.source.topic"
 SOURCE_PARTITION_HEADER: Final = "activestream.source.partition"
 SOURCE_OFFSET_HEADER: Final = "activestream.source.offset"
+#: Set (to the original size in bytes) when a dead letter's value had to be cut to fit the size limit.
+TRUNCATED_HEADER: Final = "activestream.truncated.from"
+#: Room kept for the headers when a dead letter's value is cut to fit ``max_bytes`` (a quarter of it at most).
+DEAD_LETTER_HEADROOM: Final = 16_384
+
+
+def fit_dead_letter(value: bytes, max_bytes: int) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+    """The dead letter's value, cut when it could not be produced, and the header that says so.
+
+    A record at or over the size limit (the reason ``oversize`` exists) cannot be dead-lettered whole:
+    producing it would fail and stop the loop. It keeps its first bytes and its source coordinates, so
+    the original stays reachable on the source topic for as long as that topic retains it.
+
+    >>> fit_dead_letter(b"abc", 20_000)
+    (b'abc', ())
+    >>> value, headers = fit_dead_letter(b"x" * 20_000, 20_000)
+    >>> len(value), headers
+    (15000, (('activestream.truncated.from', b'20000'),))
+    """
+    limit = max_bytes - min(DEAD_LETTER_HEADROOM, max_bytes // 4)
+    if len(value) <= limit:
+        return value, ()
+    return value[:limit], ((TRUNCATED_HEADER, str(len(value)).encode()),)
 
 
 def dead_letter_headers(

@@ -48,6 +48,7 @@ from activestream.messages import (
     RejectReason,
     dead_letter_headers,
     decision_record_for,
+    fit_dead_letter,
     label_request_for,
     parse_event,
     parse_label,
@@ -215,6 +216,7 @@ class Service:
         self._deferred: list[tuple[Message, Label]] = []
         self._threshold = float("nan")
         self._dirty = False  # processed messages since the last checkpoint
+        self._uncovered = False  # partitions assigned that no checkpoint covers yet
         self._consistent = True  # every record produced so far is flushed (false while a batch runs)
         self._last_checkpoint_ms = 0
         self._last_health_check_ms: int | None = None
@@ -313,7 +315,10 @@ class Service:
         touched |= self._retry_deferred(now_ms)
         self.producer.flush(self.settings.flush_timeout_seconds)
         self._consistent = True
-        if now_ms - self._last_checkpoint_ms >= self.settings.checkpoint_interval_seconds * 1000:
+        if (
+            self._uncovered
+            or now_ms - self._last_checkpoint_ms >= self.settings.checkpoint_interval_seconds * 1000
+        ):
             self._checkpoint(now_ms)
         self._commit(touched)
         self._after_batch(now_ms, started)
@@ -604,10 +609,13 @@ class Service:
 
     # -- dead letters -----------------------------------------------------------------------------------
     def _dead_letter(self, message: Message, rejection: Rejection) -> None:
-        headers = message.headers + dead_letter_headers(
-            rejection, message.topic, message.partition, message.offset
+        value, truncated = fit_dead_letter(message.value or b"", self.settings.max_message_bytes)
+        headers = (
+            message.headers
+            + dead_letter_headers(rejection, message.topic, message.partition, message.offset)
+            + truncated
         )
-        self.producer.produce(self.settings.dead_letter_topic, message.value or b"", message.key, headers)
+        self.producer.produce(self.settings.dead_letter_topic, value, message.key, headers)
         self.metrics.dead_letter(rejection.reason.value)
         log.debug(
             "dead-lettered",
@@ -633,7 +641,7 @@ class Service:
 
     def _checkpoint(self, now_ms: int) -> None:
         self._last_checkpoint_ms = now_ms  # also after a failure: retry at the next interval, not every batch
-        if not (self._dirty and self._consistent) or self._deferred:
+        if not ((self._dirty or self._uncovered) and self._consistent) or self._deferred:
             return  # nothing new, records not flushed, or a replay not settled yet: the old one is right
         correct, judged = self.metrics.accuracy_counts
         paused_by = self.stopping.paused_by
@@ -655,7 +663,7 @@ class Service:
             size = save_checkpoint(self.settings.checkpoint_path, state)
         except CheckpointError:
             return  # logged by save_checkpoint; checkpoint_age_seconds keeps growing for the alert
-        self._dirty = False
+        self._dirty = self._uncovered = False
         self.metrics.checkpoint_saved(now_ms / 1000)
         log.info("checkpoint saved", extra={"bytes": size, "model_version": self.model_version})
 
@@ -693,9 +701,11 @@ class Service:
             committed = self.consumer.committed(tp)
             position = self._positions.get(tp)
             if position is None:
-                # Not covered by our state: start at the group's offset, and record it so that the next
-                # checkpoint covers this partition even if nothing arrives on it before then.
+                # Not covered by our state: start at the group's offset, and checkpoint that before the
+                # first commit past it. Otherwise a crash before the first interval's checkpoint would
+                # restart at offsets committed after learning, with a model that never learned.
                 self._positions[tp] = 0 if committed is None else committed
+                self._uncovered = True
                 continue
             self.consumer.seek(tp, position)
             if tp.topic == self.settings.events_topic and committed is not None and committed > position:
