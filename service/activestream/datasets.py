@@ -50,17 +50,25 @@ class Stream:
 
 def _concept_chain(
     concepts: list[river_base.SyntheticDataset], n: int, width: int, seed: int
-) -> river_base.SyntheticDataset:
-    """Concepts one after another at equal spacing; ``width`` > 1 makes each change gradual."""
+) -> Iterable[Example]:
+    """Concepts one after another at equal spacing: switched exactly (``width`` 1) or gradually."""
     step = n // len(concepts)
+    if width <= 1:
+        return _abrupt_chain(concepts, step)
     # river's ConceptDriftStream computes exp(4·(position − t)/width), which overflows a float when
-    # position/width > ~177; so an "abrupt" change is a sigmoid a few hundred events wide at most.
+    # position/width > ~177: a gradual change is at least that wide.
     width = max(width, math.ceil(4 * step / 700))
     chained = concepts[-1]
     for i in range(len(concepts) - 2, -1, -1):
         # A nested stream only advances once drawn from, so each position counts from the previous drift.
         chained = synth.ConceptDriftStream(concepts[i], chained, position=step, width=width, seed=seed + i)
     return chained
+
+
+def _abrupt_chain(concepts: list[river_base.SyntheticDataset], step: int) -> Iterator[Example]:
+    for concept in concepts[:-1]:
+        yield from itertools.islice(concept, step)
+    yield from concepts[-1]
 
 
 def sea_abrupt(n: int = 100_000, seed: int = 1, noise: float = 0.1) -> Stream:

@@ -169,6 +169,14 @@ def test_a_stuck_model_still_gets_labels(name: str, budget: float) -> None:
     assert fraction_asked(policy, score_stream("stuck", n=20_000)) == pytest.approx(budget, abs=0.005)
 
 
+@pytest.mark.parametrize("budget", [0.01, 0.1])
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_a_fully_certain_model_still_gets_labels(name: str, budget: float) -> None:
+    # Scores of exactly 0 (a Hoeffding tree's pure leaves): certain, maybe confidently wrong after a drift.
+    policy = make_policy(name, budget, seed=5)
+    assert fraction_asked(policy, [0.0] * 20_000) == pytest.approx(budget, abs=0.005)
+
+
 def test_fixed_threshold_stalls_on_a_stuck_model_as_documented() -> None:
     policy = FixedThreshold(0.1, threshold=0.5)
     assert fraction_asked(policy, score_stream("stuck", n=20_000)) == 0.0

@@ -190,7 +190,8 @@ class VariableUncertainty(_BudgetedPolicy):
 
     So in a quiet period (the model is confident and scores are low) the threshold keeps decreasing
     until it catches the most informative of the low scores, and the budget is spent on them rather
-    than saved for later. A model stuck on constant low scores therefore still gets labels.
+    than saved for later. A model stuck on constant low scores therefore still gets labels; one whose
+    scores are exactly 0 (fully certain) too: once ``θ`` reaches its floor every event qualifies.
 
     Parameters
     ----------
@@ -253,7 +254,10 @@ class VariableUncertainty(_BudgetedPolicy):
         return self.threshold
 
     def _decide_uncertainty(self, score: float, threshold: float) -> Verdict:
-        informative = score >= threshold
+        # At the floor, θ has decayed through every score the model gives: it is certain everywhere
+        # (a pure Hoeffding-tree leaf scores exactly 0). Certain is not right — after a drift it is
+        # confidently wrong — so every event then qualifies, and the budget, not the score, paces asks.
+        informative = score >= threshold or self.threshold <= _MIN_THRESHOLD
         if not self.estimator.has_room:
             # No room: discard and leave the threshold alone, as in the paper.
             self.estimator.record(False)
