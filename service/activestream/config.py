@@ -94,6 +94,44 @@ class Settings(BaseSettings):
     )
     budget: float = Field(0.1, gt=0.0, le=1.0, description="Target fraction of events to ask labels for.")
     seed: int = Field(0, description="Seed of the measure's and the policy's random generators.")
+    # Drift (activestream.drift)
+    adaptation: Literal["arms", "none"] = Field(
+        "arms",
+        description="`arms`: learn through an active arm (a drift detector replaces the model) and a passive "
+        "arm (continuous forgetting) side by side, on the same labels. `none`: one model, no drift handling.",
+    )
+    serve: Literal["champion", "active", "passive"] = Field(
+        "champion",
+        description="With `arms`: the arm whose predictions are served (`champion`: the better one).",
+    )
+    drift_detector: str = Field(
+        "adwin",
+        description="With `arms`: the active arm's detector (adwin, page_hinkley, kswin, ddm, eddm, "
+        "hddm_a, hddm_w, fhddm).",
+    )
+    passive_window: int = Field(
+        500,
+        ge=10,
+        description="With `arms`: labels the passive arm's window models remember (non-linear models).",
+    )
+    label_free_detector: str = Field(
+        "adwin",
+        description="Detector on the informativeness scores of all events: a label-free drift signal. "
+        "Empty: off.",
+    )
+    drift_boost_factor: float = Field(
+        1.0,
+        ge=1.0,
+        description="Budget multiplier for `drift_boost_events` events after a drift (1: off, the default "
+        "until benchmarks show it helps; see benchmarks/results/drift_suite.md).",
+    )
+    drift_boost_events: int = Field(1000, ge=1, description="How long a drift boost lasts, in events.")
+    boost_on_label_free_alarm: bool = Field(
+        False, description="Also boost the budget on a label-free alarm (needs `drift_boost_factor` > 1)."
+    )
+    resume_on_drift: bool = Field(
+        True, description="A drift resumes label requests paused by the stopping criteria."
+    )
     # Batch mode (activestream.decide.batch)
     selection_mode: Literal["per_event", "batch"] = Field(
         "per_event",
@@ -226,6 +264,20 @@ class Settings(BaseSettings):
         from activestream.decide.registry import POLICIES
 
         return _known(name, POLICIES)
+
+    @field_validator("drift_detector")
+    @classmethod
+    def _known_detector(cls, name: str) -> str:
+        from activestream.drift.detectors import DETECTORS
+
+        return _known(name, DETECTORS)
+
+    @field_validator("label_free_detector")
+    @classmethod
+    def _known_label_free_detector(cls, name: str) -> str:
+        from activestream.drift.detectors import DETECTORS
+
+        return name and _known(name, DETECTORS)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

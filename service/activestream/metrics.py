@@ -73,6 +73,14 @@ class Metric(StrEnum):
     ANNOTATOR_LABELS = "activestream_annotator_labels_total"
     ANNOTATOR_AGREEMENT = "activestream_annotator_agreement_ratio"
     LABEL_DISAGREEMENTS = "activestream_label_disagreements_total"
+    # Drift: active versus passive adaptation (``activestream.drift``).
+    ARM_ACCURACY = "activestream_arm_accuracy"
+    DRIFTS = "activestream_drifts_total"
+    LABELS_SINCE_DRIFT = "activestream_labels_since_drift"
+    LAST_DRIFT_TIMESTAMP = "activestream_last_drift_timestamp_seconds"
+    SERVING_ARM = "activestream_serving_arm"
+    CHAMPION_SWITCHES = "activestream_champion_switches_total"
+    LABEL_FREE_ALARMS = "activestream_label_free_alarms_total"
 
 
 #: Every exported metric name, for checking alert rules and dashboards.
@@ -86,6 +94,7 @@ MAX_LABEL_CLASSES: Final = 50
 #: Annotators (the top ones by volume) with their own ``annotator_*`` series; the rest are ``other``.
 MAX_ANNOTATOR_SERIES: Final = 20
 STOPPING_CRITERIA: Final = ("plateau", "stable_predictions", "max_labels")
+ARMS: Final = ("active", "passive")
 _MAX_LABEL_CHARS: Final = 64
 
 # Label delays are human-scale: seconds to days.
@@ -215,6 +224,40 @@ class Metrics:
             registry=reg,
         )
         self._annotator_series: set[str] = set()
+        self._arm_accuracy = Gauge(
+            _name(Metric.ARM_ACCURACY),
+            "Recent accuracy estimate of each adaptation arm (on the unbiased sample when there is one).",
+            ["arm"],
+            registry=reg,
+        )
+        self._drifts = Counter(
+            _name(Metric.DRIFTS),
+            "Drifts an arm reacted to, by arm and detector.",
+            ["arm", "detector"],
+            registry=reg,
+        )
+        self._labels_since_drift = Gauge(
+            _name(Metric.LABELS_SINCE_DRIFT), "Labeled examples learned since the last drift.", registry=reg
+        )
+        self._last_drift = Gauge(
+            _name(Metric.LAST_DRIFT_TIMESTAMP), "Unix time of the last drift (NaN: none yet).", registry=reg
+        )
+        self._serving_arm = Gauge(
+            _name(Metric.SERVING_ARM),
+            "1 for the arm whose predictions are served, else 0.",
+            ["arm"],
+            registry=reg,
+        )
+        self._champion_switches = Counter(
+            _name(Metric.CHAMPION_SWITCHES), "Times the served arm changed to the other one.", registry=reg
+        )
+        self._label_free_alarms = Counter(
+            _name(Metric.LABEL_FREE_ALARMS),
+            "Changes in the distribution of informativeness scores of all events (no labels needed).",
+            registry=reg,
+        )
+        self._switches_seen = 0
+        self._last_drift.set(math.nan)
         self._accuracy.set(math.nan)
         self._checkpoint_age.set_function(self._checkpoint_age_s)
         self._checkpoint_ts.set(math.nan)
@@ -233,6 +276,35 @@ class Metrics:
             self._stopping.labels(criterion=criterion).set(0)
         self._annotator_labels.labels(annotator="other")
         self._annotator_agreement.labels(annotator="other").set(math.nan)
+
+    # -- drift ------------------------------------------------------------------------------------------
+    def adaptation(self, detector: str) -> None:
+        """Create the drift series at 0 for the configured detector (adaptation arms on)."""
+        for arm in ARMS:
+            self._arm_accuracy.labels(arm=arm).set(math.nan)
+            self._serving_arm.labels(arm=arm).set(0)
+        self._drifts.labels(arm="active", detector=detector)
+
+    def drift(self, detector: str, unix_s: float) -> None:
+        """The active arm reacted to a drift its detector reported."""
+        self._drifts.labels(arm="active", detector=detector).inc()
+        self._last_drift.set(unix_s)
+
+    def arms(
+        self, accuracy: Mapping[str, float | None], serving: str, labels_since_drift: int, switches: int
+    ) -> None:
+        """The arms' state after a batch; ``switches`` is the running total of champion changes."""
+        for arm in ARMS:
+            value = accuracy.get(arm)
+            self._arm_accuracy.labels(arm=arm).set(math.nan if value is None else value)
+            self._serving_arm.labels(arm=arm).set(1 if arm == serving else 0)
+        self._labels_since_drift.set(labels_since_drift)
+        if switches > self._switches_seen:  # a restored classifier starts from its own total
+            self._champion_switches.inc(switches - self._switches_seen)
+        self._switches_seen = switches
+
+    def label_free_alarm(self) -> None:
+        self._label_free_alarms.inc()
 
     # -- counters ---------------------------------------------------------------------------------------
     def event(self, outcome: str) -> None:

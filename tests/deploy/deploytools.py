@@ -50,18 +50,6 @@ DEV_EXTRA: Final = "pip install -e '.[dev]'"
 #: The job name the alert rules select, set by prometheus.yml and by the PodMonitor's jobLabel.
 JOB: Final = "activestream"
 
-#: Drift metrics the lead is adding to ``activestream.metrics`` under these names. Remove this set (and
-#: its uses) once they are in ``METRIC_NAMES``.
-PENDING_METRIC_NAMES: Final = frozenset(
-    {
-        "activestream_arm_accuracy",
-        "activestream_drifts_total",
-        "activestream_labels_since_drift",
-        "activestream_serving_arm",
-        "activestream_champion_switches_total",
-        "activestream_label_free_alarms_total",
-    }
-)
 #: Series Prometheus makes itself, not the service.
 PROMETHEUS_METRICS: Final = frozenset({"up"})
 HISTOGRAM_SUFFIXES: Final = ("_bucket", "_count", "_sum")

