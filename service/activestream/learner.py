@@ -91,6 +91,16 @@ class ActiveLearner(ActiveLearningClassifier):
         self._policy = make_policy(policy, budget, seed=seed) if isinstance(policy, str) else policy
 
     @property
+    def informativeness(self) -> Measure:
+        """The measure in use (``measure`` may be its name)."""
+        return self._measure
+
+    @property
+    def threshold_policy(self) -> Policy:
+        """The policy in use (``policy`` may be its name)."""
+        return self._policy
+
+    @property
     def strategy(self) -> str:
         """``"<measure>/<policy>"``: a bounded label for metrics and label requests."""
         return f"{self._measure.name}/{self._policy.name}"

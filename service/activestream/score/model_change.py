@@ -63,7 +63,8 @@ def linear_inputs(model: Any, x: Features) -> Features | None:
     A river ``Pipeline`` transforms ``x`` through every step but the last with ``transform_one``
     (nothing learns: the stream's state is the served model's business). A model counts as linear when
     it exposes river's ``weights`` attribute (``LogisticRegression``, ``SoftmaxRegression``,
-    ``Perceptron``, ``PAClassifier``...).
+    ``Perceptron``, ``PAClassifier``...). A wrapper with a ``serving_model`` (the drift-adaptive
+    classifier) is unwrapped first.
 
     Examples
     --------
@@ -78,6 +79,8 @@ def linear_inputs(model: Any, x: Features) -> Features | None:
     """
     if model is None:
         return None
+    # A drift-adaptive classifier wraps several models; the served one is what the label would change.
+    model = getattr(model, "serving_model", model)
     steps = list(model.steps.values()) if isinstance(model, compose.Pipeline) else [model]
     *transformers, last = steps
     if not hasattr(last, "weights"):
