@@ -13,6 +13,12 @@ logic of its own beyond ordering, which is where the guarantees live:
   back and joined once the events caught up (their offsets are not committed before that). Replays are
   exact with one events partition; with several, the interleaving (hence the random draws) may differ
   and a label whose ask was not repeated ends up dead-lettered as ``unknown_request``.
+- **Asks are journaled before they are published.** A replay re-decides the events since the checkpoint
+  with a model that may have learned its labels in another order, so with a model-dependent policy it
+  could discard an event whose request annotators already have, and their label would be lost. Each
+  batch's asks are appended to the ``AskJournal`` (fsynced) before their requests and audit records are
+  produced; a restart restores them into the pending store, publishes them again (same ids) and does not
+  decide their events again.
 - **Every rejected message is dead-lettered** with its original bytes, key and headers, plus
   ``activestream.reason``/``detail``/``source.*`` headers, and counted. When nearly everything is
   rejected the service stops (``DeadLetterLimitExceeded``): that is a bug or a misconfiguration.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -34,13 +41,21 @@ from typing import Final
 
 from activestream import __version__
 from activestream.aggregate import ANONYMOUS, OTHER, LabelAggregator
-from activestream.checkpoint import CheckpointError, CheckpointState, load_checkpoint, save_checkpoint
+from activestream.assembly import drift_watch_for, learner_from_settings
+from activestream.checkpoint import (
+    AskJournal,
+    CheckpointError,
+    CheckpointState,
+    JournaledAsk,
+    load_checkpoint,
+    save_checkpoint,
+)
 from activestream.config import Settings
 from activestream.decide.batch import BatchSelector
 from activestream.decide.policies import BELOW_THRESHOLD, RANDOM
 from activestream.http import Health
 from activestream.join import Expired, JoinResult, JoinStatus, PendingEntry, PendingStore
-from activestream.learner import ActiveLearner, Decision, make_learner
+from activestream.learner import ActiveLearner, Decision
 from activestream.messages import (
     Event,
     Label,
@@ -177,9 +192,9 @@ class Service:
         self._started = False
         self._closed = False
         # State covered by checkpoints (restored in ``start``).
-        self.learner: ActiveLearner = learner or make_learner(  # replaced by the checkpoint's, if any
-            settings.model, settings.measure, settings.policy, settings.budget, settings.seed
-        )
+        self.learner: ActiveLearner = learner or learner_from_settings(settings)  # or the checkpoint's
+        #: Drift detection and reactions around the learner (rebuilt around a restored one).
+        self.watch = drift_watch_for(self.learner, settings)
         self.pending = PendingStore(settings.pending_max, self._ttl_ms)
         self.model_version = 0
         #: Stopping criteria; its label count and pause survive restarts through the checkpoint's counters.
@@ -220,6 +235,13 @@ class Service:
         self._consistent = True  # every record produced so far is flushed (false while a batch runs)
         self._last_checkpoint_ms = 0
         self._last_health_check_ms: int | None = None
+        # The ask journal: this batch's asks and records to produce after them (in order), and the asks
+        # restored at start whose events have not been replayed yet, by event id.
+        self._journal = AskJournal(AskJournal.path_for(settings.checkpoint_path))
+        self._journal_generation = 0
+        self._asks: list[JournaledAsk] = []
+        self._outbox: list[tuple[str, bytes, bytes | None]] = []
+        self._journaled: dict[str, JournaledAsk] = {}
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -232,6 +254,7 @@ class Service:
             return
         self._started = True
         self._restore()
+        self._recover_asks()
         if self.admin is not None and self.settings.create_topics:
             s = self.settings
             topics = [
@@ -248,6 +271,9 @@ class Service:
         self._last_checkpoint_ms = self._clock_ms()
         measure, _, policy = self.learner.strategy.partition("/")
         self.metrics.build_info(__version__, self.settings.model, measure, policy)
+        arms = self.watch.status()
+        if arms is not None:
+            self.metrics.adaptation(arms.detector)
         self.metrics.up(True)
         log.info("service started", extra={"topics": list(self._topics), "strategy": self.learner.strategy})
 
@@ -284,6 +310,7 @@ class Service:
             return
         self._closed = True
         self.metrics.up(False)
+        self._journal.close()
         for part in (self.consumer, self.producer, self.admin):
             if part is not None:
                 try:
@@ -313,6 +340,7 @@ class Service:
         touched |= self._released
         self._released = set()
         touched |= self._retry_deferred(now_ms)
+        self._publish()
         self.producer.flush(self.settings.flush_timeout_seconds)
         self._consistent = True
         if (
@@ -343,6 +371,13 @@ class Service:
     def _on_event(self, message: Message, now_ms: int) -> Rejection | None:
         s = self.settings
         event = parse_event(message.value, s.max_message_bytes, s.max_features)
+        if isinstance(event, Event) and self._journaled.pop(event.id, None) is not None:
+            # Asked before the restart (see _recover_asks) and published: it stays asked. The policy still
+            # sees it, so that its budget and threshold follow the first run's (they did, unless it flips).
+            self._decide(event)
+            self.stopping.observe(event.features)
+            self.metrics.event("asked")
+            return None
         if isinstance(event, Event) and (self.pending.knows_event(event.id) or event.id in self._held):
             event = Rejection(RejectReason.DUPLICATE, "an event with this id was asked about already")
         decision = event if isinstance(event, Rejection) else self._decide(event)
@@ -360,16 +395,19 @@ class Service:
         """Ask or discard (the stopping criteria may hold an ask back), and record it in the audit trail."""
         if decision.ask and not self.stopping.allows(decision.reason):
             decision = dataclasses.replace(decision, ask=False, reason=PAUSED)
+        s = self.settings
+        audit: tuple[str, bytes, bytes | None] | None = None
+        if s.decisions_topic and (decision.ask or self._audit_discard(event.id)):
+            record = decision_record_for(event.id, decision, model_version=self.model_version)
+            audit = (s.decisions_topic, to_json(record), event.id.encode())
         if decision.ask:
-            self._ask(event, decision, now_ms)
+            self._ask(event, decision, now_ms, audit)
             self.stopping.on_ask()
         else:
             self.metrics.event("discarded")
+            if audit is not None:
+                self._outbox.append(audit)
         self.stopping.observe(event.features)
-        s = self.settings
-        if s.decisions_topic and (decision.ask or self._audit_discard(event.id)):
-            record = decision_record_for(event.id, decision, model_version=self.model_version)
-            self.producer.produce(s.decisions_topic, to_json(record), key=event.id.encode())
 
     def _audit_discard(self, event_id: str) -> bool:
         """Whether a discard is in the audit trail's sample: a hash of (seed, event id), so replay-stable."""
@@ -392,14 +430,16 @@ class Service:
         self.metrics.processing(self._timer() - started)
         if self.batch is None:
             self._threshold = decision.threshold
+        if self.watch.observe_score(decision.score):
+            self.metrics.label_free_alarm()
+            log.info("label-free drift alarm", extra={"score": decision.score})
         return decision
 
     def _score(self, event: Event) -> Decision:
         """Batch mode: the model's prediction and the measure's score, no ask decision yet."""
         learner = self.learner
         proba = dict(learner.classifier.predict_proba_one(event.features))
-        # ActiveLearner keeps its measure private; batch mode needs the score without the policy.
-        score = learner._measure.score(event.features, proba, learner.classifier)
+        score = learner.informativeness.score(event.features, proba, learner.classifier)
         y_pred = max(proba, key=proba.__getitem__) if proba else None
         strategy = f"{learner.strategy.partition('/')[0]}/batch"
         return Decision(y_pred, proba, score, float("nan"), False, strategy, BELOW_THRESHOLD)
@@ -445,7 +485,9 @@ class Service:
             self._conclude_decision(event, decision, now_ms)
             self._released.add(tp)
 
-    def _ask(self, event: Event, decision: Decision, now_ms: int) -> None:
+    def _ask(
+        self, event: Event, decision: Decision, now_ms: int, audit: tuple[str, bytes, bytes | None] | None
+    ) -> None:
         request = label_request_for(
             event, decision, model_version=self.model_version, now_ms=now_ms, ttl_ms=self._ttl_ms
         )
@@ -453,9 +495,52 @@ class Service:
             request.request_id, event.id, event.features, now_ms, decision.reason, decision.y_pred
         )
         self.metrics.pending_expired("evicted", len(self._conclude_expired(evicted, now_ms)))
-        self.producer.produce(self.settings.requests_topic, to_json(request), key=event.id.encode())
+        records = ((self.settings.requests_topic, to_json(request), event.id.encode()),)
+        records += (audit,) if audit is not None else ()
+        entry = self.pending.find(request_id=request.request_id)
+        if entry is not None:  # (evicted at once only with a pending store of size 0, which cannot be)
+            self._asks.append(JournaledAsk(entry, records))
+        self._outbox.extend(records)
         self.metrics.event("asked")
         self.metrics.label_request()
+
+    def _publish(self) -> None:
+        """Journal the batch's asks (durably), then produce its requests and audit records, in order."""
+        asks, self._asks = self._asks, []
+        self._journal.append(asks)  # raises CheckpointError: nothing of this batch was published
+        records, self._outbox = self._outbox, []
+        for topic, value, key in records:
+            self.producer.produce(topic, value, key)
+
+    def _recover_asks(self) -> None:
+        """Give the asks journaled after the checkpoint back to the pending store and publish them again.
+
+        Their events come again in the replay; they are not decided again (``_journaled``).
+        """
+        now_ms = self._clock_ms()
+        for ask in self._journal.recover(self._journal_generation):
+            entry = ask.entry
+            self._journaled[entry.event_id] = ask
+            if not self.pending.knows_event(entry.event_id):
+                evicted = self.pending.add(
+                    entry.request_id,
+                    entry.event_id,
+                    entry.features,
+                    entry.asked_at_ms,
+                    entry.decision_reason,
+                    entry.predicted_label,
+                )
+                self.metrics.pending_expired("evicted", len(self._conclude_expired(evicted, now_ms)))
+                self.stopping.on_ask()
+                self._dirty = True  # the next checkpoint covers them
+            elif entry.request_id not in self.pending:
+                continue  # answered or expired since (an ask carried over a later checkpoint)
+            for topic, value, key in ask.records:
+                self.producer.produce(topic, value, key)
+                if topic == self.settings.requests_topic:
+                    self.metrics.label_request()
+        if self._journaled:
+            log.info("asks recovered from the journal", extra={"asks": len(self._journaled)})
 
     # -- labels -----------------------------------------------------------------------------------------
     def _on_label(self, message: Message, now_ms: int) -> Rejection | None:
@@ -490,7 +575,7 @@ class Service:
 
     def _learn(self, entry: PendingEntry, y: ClassLabel, delay_ms: int) -> Rejection | None:
         try:
-            self.learner.learn_one(entry.features, y)
+            drifted = self.watch.learn(entry.features, y, unbiased=entry.decision_reason == RANDOM)
         except Exception as error:
             log.warning("model rejected a label", extra={"error": repr(error)})
             return Rejection(
@@ -502,7 +587,17 @@ class Service:
             self.metrics.judged(entry.predicted_label == y)
             self.stopping.on_random_label(entry.predicted_label == y)
         self.stopping.check_stability(self.model_version, self.learner.classifier.predict_one)
+        if drifted:
+            self._on_drift()
         return None
+
+    def _on_drift(self) -> None:
+        arms = self.watch.status()
+        assert arms is not None  # only the adaptation arms detect drifts
+        self.metrics.drift(arms.detector, self._clock_ms() / 1000)
+        log.info("drift detected", extra={"detector": arms.detector, "model_version": self.model_version})
+        if self.settings.resume_on_drift:
+            self.resume_label_requests()
 
     # -- several annotators -----------------------------------------------------------------------------
     def _attach_ballots(self) -> None:
@@ -645,9 +740,11 @@ class Service:
             return  # nothing new, records not flushed, or a replay not settled yet: the old one is right
         correct, judged = self.metrics.accuracy_counts
         paused_by = self.stopping.paused_by
+        generation = secrets.randbits(62) + 1  # the ask journal that continues this checkpoint
         state = CheckpointState(
             learner=self.learner,
             pending=self.pending,
+            drift_signal=self.watch.label_free,
             # Events held in a batch window are not covered: a restart replays them (see _hold).
             offsets={tp: self._safe_offset(tp) for tp in self._positions},
             model_version=self.model_version,
@@ -656,6 +753,7 @@ class Service:
                 "prequential_judged": judged,
                 "stopping_asked": self.stopping.asked,
                 "stopping_paused_by": CRITERIA.index(paused_by) + 1 if paused_by in CRITERIA else 0,
+                "ask_journal": generation,
             },
             created_at_ms=now_ms,
         )
@@ -663,6 +761,10 @@ class Service:
             size = save_checkpoint(self.settings.checkpoint_path, state)
         except CheckpointError:
             return  # logged by save_checkpoint; checkpoint_age_seconds keeps growing for the alert
+        # Raises CheckpointError: appending to the old journal would lose asks at the next restart.
+        self._journal_generation = generation
+        carried = [a for a in self._journaled.values() if a.entry.expires_at_ms > now_ms]
+        self._journal.reset(generation, carried)  # events not replayed yet must not be decided again
         self._dirty = self._uncovered = False
         self.metrics.checkpoint_saved(now_ms / 1000)
         log.info("checkpoint saved", extra={"bytes": size, "model_version": self.model_version})
@@ -675,6 +777,8 @@ class Service:
             )
             return
         self.learner, self.pending, self.model_version = state.learner, state.pending, state.model_version
+        self.watch = drift_watch_for(self.learner, self.settings, state.drift_signal)
+        self._journal_generation = state.counters.get("ask_journal", 0)
         self._positions = dict(state.offsets)
         self.metrics.restore_accuracy(
             state.counters.get("prequential_correct", 0), state.counters.get("prequential_judged", 0)
@@ -752,9 +856,13 @@ class Service:
     def _after_batch(self, now_ms: int, started: float) -> None:
         self.metrics.batch(self._timer() - started)
         self.metrics.pending(len(self.pending))
-        # The policy's own budget: ``learner.budget`` is only the default used when a policy is named.
-        target = getattr(self.learner.policy, "budget", self.learner.budget)
-        self.metrics.policy_state(self._threshold, target, self.learner.spending)
+        self.metrics.policy_state(
+            self._threshold, self.learner.threshold_policy.budget, self.learner.spending
+        )
+        arms = self.watch.status()
+        if arms is not None:
+            accuracy = {"active": arms.accuracy_active, "passive": arms.accuracy_passive}
+            self.metrics.arms(accuracy, arms.serving, arms.labels_since_drift, arms.champion_switches)
         self.metrics.stopping(self.stopping.signals, self.stopping.paused)
         if self.ballots is not None:
             history = self.ballots.history
