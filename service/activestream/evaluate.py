@@ -21,8 +21,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from river import base, metrics
+from river.active.base import ActiveLearningClassifier
 
 from activestream.decide import make_policy
+from activestream.decide.policies import RANDOM
+from activestream.drift.watch import DriftWatch
 from activestream.learner import ActiveLearner
 from activestream.types import ClassLabel, Features
 
@@ -73,7 +76,7 @@ def random_sampling(classifier: base.Classifier, budget: float, seed: int | None
 
 
 def prequential(
-    learner: ActiveLearner,
+    learner: ActiveLearningClassifier,
     stream: Iterable[tuple[Features, ClassLabel]],
     delay: int = 0,
     curve_every: int = 500,
@@ -96,20 +99,30 @@ def prequential(
     """
     accuracy, kappa = metrics.Accuracy(), metrics.CohenKappa()
     recent: deque[bool] = deque(maxlen=window)
-    in_flight: deque[tuple[int, Features, ClassLabel]] = deque()
+    in_flight: deque[tuple[int, Features, ClassLabel, bool]] = deque()
     curve: list[CurvePoint] = []
+    # Our learners learn through a drift watch, as in the service: labels asked at random reach
+    # drift-adaptive classifiers flagged as the unbiased sample. Other river active learners just learn.
+    watch = DriftWatch(learner) if isinstance(learner, ActiveLearner) else None
     n = labels = 0
     for n, (x, y) in enumerate(stream, start=1):
-        y_pred, ask = learner.predict_one(x)
+        if watch is not None:
+            decision = learner.decide(x)
+            y_pred, ask, unbiased = decision.y_pred, decision.ask, decision.reason == RANDOM
+        else:
+            (y_pred, ask), unbiased = learner.predict_one(x), False
         accuracy.update(y, y_pred)
         kappa.update(y, y_pred)
         recent.append(y_pred == y)
         if ask:
             labels += 1
-            in_flight.append((n + delay, x, y))
+            in_flight.append((n + delay, x, y, unbiased))
         while in_flight and in_flight[0][0] <= n:
-            _, x_due, y_due = in_flight.popleft()
-            learner.learn_one(x_due, y_due)
+            _, x_due, y_due, unbiased_due = in_flight.popleft()
+            if watch is not None:
+                watch.learn(x_due, y_due, unbiased=unbiased_due)
+            else:
+                learner.learn_one(x_due, y_due)
         if n % curve_every == 0:
             curve.append(_point(n, labels, accuracy, recent))
     if n and (not curve or curve[-1].n_events != n):

@@ -29,6 +29,7 @@ from typing import TextIO
 from pydantic import ValidationError
 from river import metrics as river_metrics
 
+from activestream.assembly import learner_from_settings
 from activestream.config import Settings
 from activestream.datasets import Stream, find_elec_csv, make_stream
 from activestream.demo.annotator import SimulatedAnnotator, run_annotator
@@ -36,9 +37,9 @@ from activestream.demo.broker import EmbeddedBroker
 from activestream.demo.progress import ProgressSnapshot, render_progress
 from activestream.demo.replay import labeled_events, replay
 from activestream.demo.report import Curve, SummaryRow, plot_learning_curves, summary_table
+from activestream.drift import DriftStatus
 from activestream.evaluate import prequential, random_sampling
 from activestream.http import HttpServer
-from activestream.learner import make_learner
 from activestream.messages import DecisionRecord
 from activestream.metrics import Metric
 from activestream.models import make_model
@@ -284,7 +285,7 @@ def _summarise(
     )
     settings = service.settings
     reference = prequential(
-        make_learner(options.model, settings.measure, settings.policy, options.budget, options.seed),
+        learner_from_settings(settings),
         stream,
         delay=delay_events,
         curve_every=250,
@@ -335,4 +336,20 @@ def _summarise(
         f"(≈ {delay_events} events); learning curve: {plot}",
         file=out,
     )
+    arms = service.watch.status()
+    alarms = int(m.value(Metric.LABEL_FREE_ALARMS) or 0)
+    if arms is not None:
+        print(_drift_line(arms, alarms), file=out)
     return DemoResult(rows, table, plot, delay_events, rate, {"mean_label_delay_s": mean_delay_s})
+
+
+def _drift_line(arms: DriftStatus, label_free_alarms: int) -> str:
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    return (
+        f"drift: {arms.drifts} drift(s) detected by {arms.detector} at labels {list(arms.drift_positions)}, "
+        f"{label_free_alarms} label-free alarm(s); recent accuracy ({arms.estimate} labels) "
+        f"active {percent(arms.accuracy_active)} vs passive {percent(arms.accuracy_passive)}, "
+        f"serving the {arms.serving} arm ({arms.champion_switches} switch(es))"
+    )
