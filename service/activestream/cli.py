@@ -27,7 +27,9 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="activestream", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="activestream", description="Stream-based online active learning on Kafka."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the service against the Kafka cluster the environment names")
 
