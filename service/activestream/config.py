@@ -88,10 +88,8 @@ class Settings(BaseSettings):
     create_topics: bool = Field(True, description="Create missing topics at start (1 partition each).")
     # Learning
     model: str = Field("logreg", description="Base classifier (see `activestream.models.MODELS`).")
-    measure: str = Field("entropy", description="Informativeness measure (see `activestream.score`).")
-    policy: str = Field(
-        "randomized_variable_uncertainty", description="Threshold policy (see `activestream.decide`)."
-    )
+    measure: str = Field("margin", description="Informativeness measure (see `activestream.score`).")
+    policy: str = Field("split", description="Threshold policy (see `activestream.decide`).")
     budget: float = Field(0.1, gt=0.0, le=1.0, description="Target fraction of events to ask labels for.")
     seed: int = Field(0, description="Seed of the measure's and the policy's random generators.")
     # Drift (activestream.drift)

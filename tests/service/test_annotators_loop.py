@@ -297,7 +297,7 @@ def test_batch_mode_asks_b_times_the_window_and_commits_only_decided_windows(tmp
     drain(service)
     requests = h.requests()
     assert len(requests) == 4  # two windows of 10 events, 2 asks each
-    assert {r.strategy for r in requests} == {"entropy/batch"}
+    assert {r.strategy for r in requests} == {"margin/batch"}
     assert {r.reason for r in requests} == {"informative"}
     assert len(h.decisions()) == 20  # the five held events are not decided yet
     assert h.broker.committed(h.settings.group_id)[EVENTS] == 20  # nor committed

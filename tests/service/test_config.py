@@ -143,3 +143,10 @@ def test_the_table_documents_every_option():
         assert f"| `{name}` | `{env_var(name)}` |" in table
     assert "| `budget` | `ACTIVESTREAM_BUDGET` | `0.1` |" in table
     assert "| `sasl_password` | `ACTIVESTREAM_SASL_PASSWORD` | (unset) |" in table
+
+
+def test_the_service_defaults_to_the_core_default_strategy():
+    from activestream.learner import DEFAULT_MEASURE, DEFAULT_POLICY
+
+    settings = Settings()
+    assert (settings.measure, settings.policy) == (DEFAULT_MEASURE, DEFAULT_POLICY)

@@ -21,10 +21,9 @@ DRIFT_AT = 1500
 
 
 def sea_with_one_drift():
-    before = datasets.synth.SEA(variant=0, seed=1).take(DRIFT_AT)
-    after = datasets.synth.SEA(variant=3, seed=2).take(DRIFT_AT)
-    for i, (x, y) in enumerate(itertools.chain(before, after)):
-        yield f"e{i}", {str(k): v for k, v in x.items()}, y
+    """SEA whose concept flips (every label inverted) at ``DRIFT_AT``: an abrupt, large drift."""
+    for i, (x, y) in enumerate(datasets.synth.SEA(variant=0, seed=1).take(2 * DRIFT_AT)):
+        yield f"e{i}", {str(k): v for k, v in x.items()}, y != (i >= DRIFT_AT)
 
 
 class Loop:
