@@ -179,6 +179,8 @@ class KafkaConsumerAdapter(Consumer):
         heartbeat_interval_ms: int = 3_000,
         max_poll_records: int = 500,
         max_poll_interval_ms: int = 300_000,
+        fetch_max_wait_ms: int = 500,
+        lag_timeout_ms: int = 2_000,
         request_timeout_ms: int = 30_000,
         bootstrap_timeout_ms: int = 30_000,
         security: Mapping[str, Any] | None = None,
@@ -187,6 +189,8 @@ class KafkaConsumerAdapter(Consumer):
         if not group_id:
             raise ValueError("group_id is required")
         self._request_timeout_ms = request_timeout_ms
+        # Lag is a metric: measuring it must never hold the loop for a whole request timeout.
+        self._lag_timeout_ms = lag_timeout_ms
         config = _client_config(
             bootstrap_servers,
             client_id,
@@ -199,6 +203,7 @@ class KafkaConsumerAdapter(Consumer):
             heartbeat_interval_ms=heartbeat_interval_ms,
             max_poll_records=max_poll_records,
             max_poll_interval_ms=max_poll_interval_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             request_timeout_ms=request_timeout_ms,
             bootstrap_timeout_ms=bootstrap_timeout_ms,
         )
@@ -220,7 +225,12 @@ class KafkaConsumerAdapter(Consumer):
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> KafkaConsumerAdapter:
         kwargs = _settings_kwargs(
-            settings, "group_id", "session_timeout_ms", "heartbeat_interval_ms", "max_poll_records"
+            settings,
+            "group_id",
+            "session_timeout_ms",
+            "heartbeat_interval_ms",
+            "max_poll_records",
+            "fetch_max_wait_ms",
         )
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -316,10 +326,10 @@ class KafkaConsumerAdapter(Consumer):
         if not assigned:
             return {}
         with _translated("measuring lag"):
-            ends = self._consumer.end_offsets(assigned, timeout_ms=self._request_timeout_ms)
+            ends = self._consumer.end_offsets(assigned, timeout_ms=self._lag_timeout_ms)
             lag = {}
             for ktp in assigned:
-                position = self._consumer.position(ktp, timeout_ms=self._request_timeout_ms)
+                position = self._consumer.position(ktp, timeout_ms=self._lag_timeout_ms)
                 if position is None:
                     continue
                 end = max(ends.get(ktp) or 0, self._consumer.highwater(ktp) or 0)
