@@ -46,13 +46,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+#: kafka-python loggers that print whole requests at DEBUG, SASL authentication (with its password) included.
+_REQUEST_LOGGERS = ("kafka.protocol.parser", "kafka.net.connection", "kafka.conn", "kafka.protocol")
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Send JSON logs to stderr at ``level`` (replaces the root logger's handlers)."""
+    """Send JSON logs to stderr at ``level`` (replaces the root logger's handlers).
+
+    kafka-python's request loggers stay at INFO or above whatever ``level`` says: at DEBUG they print
+    every request sent, and a SASL PLAIN authenticate request carries the password in clear text.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logging.INFO, root.level))
 
 
 def build_service(settings: Settings) -> Service:
