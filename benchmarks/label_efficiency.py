@@ -49,6 +49,7 @@ import functools
 import math
 import multiprocessing
 import os
+import pickle
 import platform
 import re
 import statistics
@@ -85,6 +86,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: (the committee and density measures cost 25-100x more per event than the others).
 NAMED_CONFIGS: tuple[tuple[str, bool], ...] = (
     ("margin/split", True),
+    ("entropy/randomized_variable_uncertainty", True),
     ("entropy/variable_uncertainty", True),
     ("least_confidence/selective_sampling", True),
     ("entropy/biqf", True),
@@ -330,9 +332,11 @@ def _skactiveml(cls_name: str, **kwargs: Any) -> Callable[[Setting], tuple[Any, 
 
 def all_methods(quick: bool, configs: Sequence[str]) -> list[Method]:
     methods = [Method("default", "activestream", _default)]
-    methods += [activestream_config(spec) for spec, in_quick in NAMED_CONFIGS if in_quick or not quick]
-    named = {m.key for m in methods}
-    methods += [activestream_config(spec) for spec in dict.fromkeys(configs) if spec not in named]
+    default = make_learner("gnb").strategy  # the default's row already shows it
+    named = [spec for spec, in_quick in NAMED_CONFIGS if (in_quick or not quick) and spec != default]
+    methods += [activestream_config(spec) for spec in named]
+    known = {m.key for m in methods}
+    methods += [activestream_config(spec) for spec in dict.fromkeys(configs) if spec not in known]
     methods += [
         Method("random", "baseline", _random, "random sampling"),
         Method("river.EntropySampler", "river", _entropy_sampler, "river EntropySampler (calibrated)"),
@@ -463,12 +467,20 @@ class Summary:
     labels_std: float
     us_per_event: float
     info: dict[str, Any]
-    curve: list[tuple[int, float]]
-    per_seed: list[float]
+    runs: dict[int, Record]  # by seed
 
     @property
     def over_budget(self) -> bool:
         return self.labels > self.budget * OVER_BUDGET_TOLERANCE
+
+    @property
+    def per_seed(self) -> list[float]:
+        return [r.accuracy for r in self.runs.values()]
+
+    def mean_curve(self, seeds: Sequence[int]) -> list[tuple[int, float]]:
+        curves = [self.runs[seed].curve for seed in seeds]
+        length = min(len(c) for c in curves)
+        return [(curves[0][i][0], statistics.fmean(c[i][1] for c in curves)) for i in range(length)]
 
 
 def _std(values: list[float]) -> float:
@@ -489,9 +501,6 @@ def summarise(records: list[Record]) -> dict[tuple[str, float, str], Summary]:
             for k, v in r.info.items():
                 info.setdefault(k, []).append(v)
         info = {k: v[0] if len(set(map(str, v))) == 1 else v for k, v in info.items()}
-        curves = [r.curve for r in group]
-        length = min(len(c) for c in curves)
-        curve = [(curves[0][i][0], statistics.fmean(c[i][1] for c in curves)) for i in range(length)]
         out[key] = Summary(
             stream=key[0],
             budget=key[1],
@@ -507,8 +516,7 @@ def summarise(records: list[Record]) -> dict[tuple[str, float, str], Summary]:
             labels_std=_std(labels),
             us_per_event=sum(r.seconds for r in group) / sum(r.n_events for r in group) * 1e6,
             info=info,
-            curve=curve,
-            per_seed=accs,
+            runs={r.seed: r for r in group},
         )
     return out
 
@@ -553,6 +561,61 @@ def _method_label(key: str, summaries: dict, methods: dict[str, Method]) -> str:
     return (method.label if method and method.label else key) if method else key
 
 
+def _table(
+    summaries: dict[tuple[str, float, str], Summary],
+    keys: Sequence[str],
+    streams: Sequence[str],
+    budget: float,
+    by_key: dict[str, Method],
+    all_seeds: int = 0,
+    seed: int | None = None,
+) -> list[str]:
+    """Rows = methods, columns = streams: accuracy % (labels %), the best within budget in bold.
+
+    With ``seed``, that seed's run of every method; otherwise the mean over seeds, and the methods with
+    fewer than ``all_seeds`` seeds (‡) cannot be best (their mean is over other streams).
+    """
+
+    def cell(s: Summary) -> tuple[float, float, bool] | None:
+        if seed is None:
+            return s.accuracy, s.labels, s.seeds >= all_seeds
+        run = s.runs.get(seed)
+        return (run.accuracy, run.labels_used / run.n_events, True) if run else None
+
+    def within(labels: float) -> bool:
+        return labels <= budget * OVER_BUDGET_TOLERANCE
+
+    values = {
+        (k, st): v
+        for k in keys
+        for st in streams
+        if (s := summaries.get((st, budget, k))) is not None and (v := cell(s)) is not None
+    }
+    best = {
+        st: max(
+            (acc for (_, t), (acc, lab, full) in values.items() if t == st and full and within(lab)),
+            default=None,
+        )
+        for st in streams
+    }
+    rows = ["| method | " + " | ".join(streams) + " |", "|" + "---|" * (len(streams) + 1)]
+    for key in keys:
+        cells = []
+        for st in streams:
+            if (key, st) not in values:
+                cells.append("—")
+                continue
+            acc, labels, full = values[key, st]
+            text = f"{acc * 100:.2f} ({labels * 100:.1f})" + ("" if full else " ‡")
+            if not within(labels):
+                text += " †"
+            elif full and best[st] is not None and acc >= best[st] - 1e-12:
+                text = f"**{text}**"
+            cells.append(text)
+        rows.append(f"| {_method_label(key, summaries, by_key)} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def write_report(
     summaries: dict[tuple[str, float, str], Summary],
     args: argparse.Namespace,
@@ -583,37 +646,15 @@ def write_report(
         "Protocol: prequential (test on every event, then decide; learn only the asked labels). Cells are "
         "accuracy % (labels used, % of events). Bold: the best accuracy per stream among methods within "
         f"{OVER_BUDGET_TOLERANCE:.0%} of the budget; † marks a method that used more labels than that "
-        "(it cannot be best); ‡ marks a mean over fewer seeds (the methods costing over 100 µs per event "
-        "run seed 1 only in full mode, still on the whole stream: see the Cost table and the CSV).",
+        "(it cannot be best); ‡ marks a method run on fewer seeds (those costing over 100 µs per event run "
+        "one seed in full mode, still on the whole stream: see the Cost table): its mean is over other "
+        "streams, so it cannot be best here either — the same-seed tables below compare it fairly.",
         "",
     ]
     printed = []
     for budget in budgets:
         table = [f"## Budget {budget:.0%}", ""]
-        header = "| method | " + " | ".join(streams) + " |"
-        table += [header, "|" + "---|" * (len(streams) + 1)]
-        best = {}
-        for st in streams:
-            eligible = [
-                s for k in keys if (s := summaries.get((st, budget, k))) is not None and not s.over_budget
-            ]
-            best[st] = max((s.accuracy for s in eligible), default=None)
-        for key in keys:
-            cells = []
-            for st in streams:
-                s = summaries.get((st, budget, key))
-                if s is None:
-                    cells.append("—")
-                    continue
-                text = f"{s.accuracy * 100:.2f} ({s.labels * 100:.1f})"
-                if s.seeds < seeds:
-                    text += " ‡"
-                if s.over_budget:
-                    text += " †"
-                elif best[st] is not None and s.accuracy >= best[st] - 1e-12:
-                    text = f"**{text}**"
-                cells.append(text)
-            table.append(f"| {_method_label(key, summaries, by_key)} | " + " | ".join(cells) + " |")
+        table += _table(summaries, keys, streams, budget, by_key, all_seeds=seeds)
         table.append("")
         for st in streams:
             d, r = summaries.get((st, budget, "default")), summaries.get((st, budget, "random"))
@@ -627,6 +668,20 @@ def write_report(
         table.append("")
         lines += table
         printed += table
+    partial = [s for s in summaries.values() if s.seeds < seeds]
+    if partial:
+        first = min(min(s.runs) for s in partial)
+        lines += [
+            f"## Same seed: every method on seed {first}",
+            "",
+            f"The ‡ methods ran seed {first} only, and one seed's stream can be easier or harder than the "
+            "mean over seeds: compare them here, every method on the same stream and seed.",
+            "",
+        ]
+        for budget in budgets:
+            lines += [f"### Budget {budget:.0%}, seed {first}", ""]
+            lines += _table(summaries, keys, streams, budget, by_key, seed=first)
+            lines.append("")
     # Cost and calibration.
     lines += ["## Cost", "", "Mean µs per event (predict + decide + learn) over all streams and budgets.", ""]
     lines += ["| method | µs/event |", "|---|---|"]
@@ -727,20 +782,33 @@ def plot_curves(
     peers = {m.key for m in methods if m.peer}
     for budget in sorted({s.budget for s in summaries.values()}):
         for st in streams:
-            lines = [summaries.get((st, budget, "default")), summaries.get((st, budget, "random"))]
-            candidates = [s for k in peers if (s := summaries.get((st, budget, k))) and not s.over_budget]
+            lines = [s for k in ("default", "random") if (s := summaries.get((st, budget, k)))]
+            if not lines:
+                continue
+            # The best peer within budget, judged on the seeds it shares with the default; every line is
+            # then the mean over the seeds all of them ran.
+            base = set(lines[0].runs)
+
+            def shared_accuracy(s: Summary, seeds: set[int] = base) -> float:
+                return statistics.fmean(s.runs[seed].accuracy for seed in seeds & set(s.runs))
+
+            candidates = [
+                s
+                for k in peers
+                if (s := summaries.get((st, budget, k))) and not s.over_budget and base & set(s.runs)
+            ]
             if candidates:
-                lines.append(max(candidates, key=lambda s: s.accuracy))
+                lines.append(max(candidates, key=shared_accuracy))
+            seeds = sorted(set.intersection(*(set(s.runs) for s in lines)))
             fig, ax = plt.subplots(figsize=(8, 4.5))
             for s, style in zip(lines, ("-", "--", ":"), strict=False):
-                if s is None:
-                    continue
-                xs, ys = zip(*s.curve, strict=True)
+                xs, ys = zip(*s.mean_curve(seeds), strict=True)
+                acc = statistics.fmean(s.runs[seed].accuracy for seed in seeds)
+                labels = statistics.fmean(s.runs[seed].labels_used / s.runs[seed].n_events for seed in seeds)
                 name = "activestream default" if s.method == "default" else s.method
-                ax.plot(
-                    xs, ys, style, label=f"{name}: {s.accuracy * 100:.2f}% ({s.labels * 100:.1f}% labels)"
-                )
-            ax.set_title(f"{st}, budget {budget:.0%}: accuracy over the last 1,000 events")
+                ax.plot(xs, ys, style, label=f"{name}: {acc * 100:.2f}% ({labels * 100:.1f}% labels)")
+            which = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean of seeds {', '.join(map(str, seeds))}"
+            ax.set_title(f"{st}, budget {budget:.0%}: accuracy over the last 1,000 events ({which})")
             ax.set_xlabel("events")
             ax.set_ylabel("window accuracy")
             ax.grid(alpha=0.3)
@@ -783,6 +851,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output directory")
+    parser.add_argument(
+        "--save-runs", type=Path, default=None, help="pickle every run here (for --report-only)"
+    )
+    parser.add_argument(
+        "--report-only", type=Path, default=None, help="rewrite the outputs from runs saved by --save-runs"
+    )
     return parser.parse_args(argv)
 
 
@@ -826,14 +900,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     start = time.perf_counter()
     records: list[Record] = []
-    if args.jobs > 1:
+    if args.report_only:
+        with open(args.report_only, "rb") as f:
+            saved = pickle.load(f)
+        records, wall = saved["records"], saved["wall"]
+    elif args.jobs > 1:
         with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
             for chunk in pool.imap_unordered(run_task, tasks):
                 records += chunk
     else:
         for task in tasks:
             records += run_task(task)
-    wall = time.perf_counter() - start
+    if not args.report_only:
+        wall = time.perf_counter() - start
+        if args.save_runs:
+            with open(args.save_runs, "wb") as f:
+                pickle.dump({"records": records, "wall": wall}, f)
     args.out.mkdir(parents=True, exist_ok=True)
     summaries = summarise(records)
     write_report(summaries, args, methods, streams, wall, args.out)
