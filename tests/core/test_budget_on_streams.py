@@ -2,9 +2,9 @@
 
 The policy tests feed synthetic score sequences; here the scores come from a river model (Gaussian naive
 Bayes: fast, and so confident after a few labels that most scores fall below 1e-6, the hardest case for a
-threshold) that learns only the asked labels, prequentially, on drifting streams: SEA with abrupt drifts, Agrawal with gradual
-drifts, and Electricity. Over a long stream the fraction of events asked must stay within ±0.5 percentage
-points of the budget, with labels arriving at once or 500 events late.
+threshold) that learns only the asked labels, prequentially, on drifting streams: SEA with abrupt drifts,
+Agrawal with gradual drifts, and Electricity. Over a long stream the fraction of events asked must stay
+within ±0.5 percentage points of the budget, with labels arriving at once or 500 events late.
 
 Then the cold start: an untrained model must get labels from the first events on, and a model stuck on
 one majority class must not stall an adaptive policy.
