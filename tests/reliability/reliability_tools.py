@@ -1,0 +1,669 @@
+"""Tools of the reliability suite (and of ``benchmarks/soak.py``): a service subprocess, a paced event
+stream, a simulated annotator, topic readers and the exactly-once verifier.
+
+Everything talks to the broker over loopback only. The service under test is ``activestream run`` in a
+subprocess, configured by environment variables exactly as in production, so that SIGKILL is a real
+crash: no ``finally``, no flush, no checkpoint.
+
+The verifier works from what survives the process: the checkpoint (``load_checkpoint``: the learner's
+``model_version`` counts learned labels, the pending store remembers in a bounded LRU the request ids it
+closed, learned ones with the status ``duplicate`` that a second label would get) and the topics
+(label requests, dead letters, the audit trail of decisions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+
+from activestream.checkpoint import CheckpointState, load_checkpoint
+from activestream.config import env_var
+from activestream.join import JoinStatus
+from activestream.messages import REASON_HEADER, Event, Label, LabelRequest, request_id_for, to_json
+from activestream.transport.base import TopicPartition
+
+SERVICE_DIR = Path(__file__).resolve().parents[2] / "service"
+#: Short group timeouts: a join then takes ~3 s on Tansu (6 s is also Apache Kafka's minimum).
+GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting until {what}")
+        time.sleep(interval_s)
+
+
+def service_options(bootstrap: str, name: Callable[[str], str], checkpoint: Path, **overrides: Any) -> dict:
+    """Settings of one service under test: its own topics, group and checkpoint; loopback HTTP."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "group_id": name("group"),
+        "events_topic": name("events"),
+        "labels_topic": name("labels"),
+        "requests_topic": name("requests"),
+        "dead_letter_topic": name("dlq"),
+        "decisions_topic": name("decisions"),
+        "checkpoint_path": checkpoint,
+        "checkpoint_interval_seconds": 1,
+        "poll_timeout_seconds": 0.2,
+        "health_check_interval_seconds": 0.5,
+        "metrics_host": "127.0.0.1",
+        "metrics_port": 0,
+        "label_ttl_seconds": 3600,
+        **GROUP,
+        **overrides,
+    }
+
+
+def service_env(options: dict[str, Any]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACTIVESTREAM_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SERVICE_DIR), env.get("PYTHONPATH")]))
+    for key, value in options.items():
+        env[env_var(key)] = str(value)
+    return env
+
+
+def json_lines(path: Path) -> list[dict]:
+    entries = []
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # kafka-python's own lines are not JSON
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
+
+
+class ServiceProcess:
+    """``activestream run`` in a subprocess; its output (JSON logs) appended to ``log_path``."""
+
+    def __init__(self, options: dict[str, Any], log_path: Path):
+        self.options = options
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    def start(self) -> ServiceProcess:
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "activestream.cli", "run"],
+                env=service_env(self.options),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def logs(self) -> list[dict]:
+        """This run's JSON log entries."""
+        if not self.log_path.exists():
+            return []
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_offset)
+            text = f.read().decode(errors="replace")
+        entries = []
+        for line in text.splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    entries.append(entry)
+        return entries
+
+    def tail(self, n: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:] if self.log_path.exists() else ""
+
+    def logged(self, message: str) -> bool:
+        return any(entry.get("message") == message for entry in self.logs())
+
+    def http_port(self, timeout_s: float = 30.0) -> int:
+        found: list[int] = []
+
+        def started() -> bool:
+            self.check_alive()
+            found.extend(e["port"] for e in self.logs() if e.get("message") == "http server started")
+            return bool(found)
+
+        wait_for(started, timeout_s, "the HTTP server started")
+        return found[0]
+
+    def wait_assigned(self, timeout_s: float = 40.0) -> None:
+        def assigned() -> bool:
+            self.check_alive()
+            return any(e.get("message") == "partitions assigned" and e.get("partitions") for e in self.logs())
+
+        wait_for(assigned, timeout_s, "the service joined its group", 0.05)
+
+    def check_alive(self) -> None:
+        if not self.alive:
+            code = self.process.returncode if self.process is not None else None
+            raise AssertionError(f"the service exited by itself (code {code}):\n{self.tail()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.check_alive()
+        self.process.kill()
+        assert self.process.wait(10) == -signal.SIGKILL
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def wait(self, timeout_s: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout_s)
+
+    def ensure_stopped(self) -> None:
+        if self.alive:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(10)
+
+
+# -- the stream and the annotator -----------------------------------------------------------------------
+
+
+def features_for(i: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed * 1_000_003 + i)
+    return {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1), "c": rng.gauss(0, 1)}
+
+
+def truth_for(features: dict[str, float]) -> bool:
+    return features["a"] + 0.5 * features["b"] > 0
+
+
+def event_id(i: int) -> str:
+    return f"e{i:07d}"
+
+
+class EventStreamer(threading.Thread):
+    """Produces events ``e0000000``, ``e0000001``... at ``rate_per_s`` until stopped (or ``limit``)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        rate_per_s: float,
+        seed: int = 0,
+        limit: int | None = None,
+        features: Callable[[int, int], dict[str, float]] = features_for,
+        first: int = 0,
+    ):
+        super().__init__(name="event-streamer", daemon=True)
+        self.topic, self.rate, self.seed, self.limit = topic, rate_per_s, seed, limit
+        self.features = features
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        self.first = first  # the first event number: ids continue a stream already on the topic
+        self.sent = first  # the next event number; at the end, the number of events on the topic
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            while not self.stop_event.is_set() and (self.limit is None or self.sent < self.limit):
+                i = self.sent
+                event = Event(id=event_id(i), features=self.features(i, self.seed))
+                self.producer.send(self.topic, to_json(event), key=event.id.encode())
+                self.sent += 1
+                ahead = (self.sent - self.first) / self.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    self.stop_event.wait(ahead)
+            self.producer.flush(60)
+        except BaseException as error:  # reported by stop()
+            self.error = error
+
+    def stop(self, drain: bool = False) -> int:
+        """Stop now (``drain``: once ``limit`` events were sent); return the number sent."""
+        if drain:
+            self.join(300)
+        self.stop_event.set()
+        self.join(90)
+        self.producer.close(10)
+        if self.error is not None:
+            raise AssertionError(f"the event streamer failed: {self.error!r}")
+        return self.sent
+
+
+@dataclass
+class AnnotatorStats:
+    requests_seen: int = 0  # records on the requests topic, duplicates included
+    distinct: dict[str, str] = field(default_factory=dict)  # request id -> event id
+    posted: dict[str, str] = field(default_factory=dict)  # request id -> event id, one label each
+    bad_ids: list[str] = field(default_factory=list)  # requests whose id is not derived from the event
+
+
+class Annotator(threading.Thread):
+    """Reads every label request (no group: assigned to partition 0 from the start) and posts one label
+    per distinct request id after an exponential delay. Labels name the request and the event and are
+    keyed by the event id, as the service expects."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        requests_topic: str,
+        labels_topic: str,
+        seed: int = 0,
+        mean_delay_s: float = 0.3,
+        answer: Callable[[str], bool] | None = None,
+    ):
+        super().__init__(name="annotator", daemon=True)
+        self.bootstrap, self.requests_topic, self.labels_topic = bootstrap, requests_topic, labels_topic
+        self.seed, self.mean_delay_s = seed, mean_delay_s
+        self.answer = answer or (lambda eid: truth_for(features_for(int(eid[1:]), seed)))
+        self.stats = AnnotatorStats()
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self._queue: list[tuple[float, int, str, str]] = []
+        self._lock = threading.Lock()
+        self.paused = threading.Event()  # while set, labels due are held back
+        #: Whether the last poll reached the end of the requests topic (its fetch high watermark).
+        self.caught_up = False
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def run(self) -> None:
+        rng = random.Random(self.seed)
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks="all")
+        tp = KafkaTopicPartition(self.requests_topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        seq = 0
+        try:
+            while not self.stop_event.is_set():
+                polled = consumer.poll(timeout_ms=100)
+                highwater = consumer.highwater(tp)
+                self.caught_up = not polled and highwater is not None and consumer.position(tp) >= highwater
+                for records in polled.values():
+                    for record in records:
+                        request = LabelRequest.model_validate_json(record.value)
+                        with self._lock:
+                            self.stats.requests_seen += 1
+                            if request.request_id != request_id_for(request.event_id):
+                                self.stats.bad_ids.append(request.request_id)
+                            if request.request_id in self.stats.distinct:
+                                continue
+                            self.stats.distinct[request.request_id] = request.event_id
+                            seq += 1
+                            due = time.monotonic() + rng.expovariate(1 / self.mean_delay_s)
+                            heapq.heappush(self._queue, (due, seq, request.request_id, request.event_id))
+                if self.paused.is_set():
+                    continue
+                now = time.monotonic()
+                sent = False
+                while True:
+                    with self._lock:
+                        if not self._queue or self._queue[0][0] > now:
+                            break
+                        _, _, request_id, eid = heapq.heappop(self._queue)
+                    label = Label(
+                        request_id=request_id, event_id=eid, label=self.answer(eid), annotator="sim"
+                    )
+                    producer.send(self.labels_topic, to_json(label), key=eid.encode())
+                    with self._lock:
+                        self.stats.posted[request_id] = eid
+                    sent = True
+                if sent:
+                    producer.flush(60)
+        except BaseException as error:
+            self.error = error
+        finally:
+            with contextlib.suppress(Exception):
+                producer.flush(60)
+            producer.close(10)
+            consumer.close()
+
+    def stop(self) -> AnnotatorStats:
+        self.stop_event.set()
+        self.join(90)
+        if self.error is not None:
+            raise AssertionError(f"the annotator failed: {self.error!r}")
+        return self.stats
+
+
+# -- reading topics -------------------------------------------------------------------------------------
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list:
+    """Every record of partition 0 of ``topic``, up to its end now.
+
+    The end is the high watermark of the fetch responses: Tansu answers ``ListOffsets(latest)`` with
+    the base offset of the last record batch plus one, short of the end when that batch holds several.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tp = KafkaTopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        records: list = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            batch = [r for rs in consumer.poll(timeout_ms=200).values() for r in rs]
+            records += batch
+            highwater = consumer.highwater(tp)
+            if not batch and highwater is not None and consumer.position(tp) >= highwater:
+                return records
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"read {len(records)} records of {topic} in {timeout_s:g} s, not the end"
+                )
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="reliability-offsets")
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    return {TopicPartition(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
+
+
+TOPIC_SETTINGS = ("events_topic", "labels_topic", "requests_topic", "dead_letter_topic", "decisions_topic")
+
+
+def service_topics(options: dict[str, Any]) -> list[str]:
+    """Every topic of a service, to create before it starts.
+
+    Provisioned up front, as in production, and on purpose: kafka-python 3.0.12 forgets a topic it only
+    knows from its bootstrap metadata when it fetches metadata for another one, and its records to it
+    then hang (``test_kafka_client.py``); a service that creates some of its topics itself can hit that.
+    """
+    return [options[name] for name in TOPIC_SETTINGS if options.get(name)]
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str]) -> None:
+    from activestream.transport.kafka import KafkaAdminAdapter
+
+    admin = KafkaAdminAdapter(bootstrap_servers=bootstrap)
+    try:
+        admin.ensure_topics(list(topics))
+    finally:
+        admin.close()
+
+
+# -- the verifier ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """What a run did, from the final checkpoint and the topics; ``problems`` empty means exactly-once."""
+
+    events: int
+    labels_posted: int
+    learned: int  # distinct request ids the final state learned
+    model_version: int  # labels learned, counted by the model's version
+    lost: list[str]  # posted labels never learned
+    learned_twice: int  # model_version - distinct learned
+    unasked_learned: list[str]  # learned without a posted label (impossible unless ids are wrong)
+    requests_on_topic: int
+    distinct_requests: int
+    asks_forgotten: list[str]  # events asked on the topic that the final state does not know
+    bad_request_ids: int
+    dead_letters: dict[str, int]
+    decisions: int
+    redecided: int  # events with more than one decision record (replays)
+    flipped: int  # ... whose records disagree on ask
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))
+        for key in ("lost", "unasked_learned", "asks_forgotten"):
+            d[key] = len(d[key])
+        return d
+
+
+def learned_request_ids(state: CheckpointState) -> set[str]:
+    """Request ids the checkpointed state learned (closed with the status a second label gets)."""
+    closed = state.pending._closed
+    assert len(closed) < state.pending.closed_max, "the closed-request memory overflowed: raise pending_max"
+    return {rid for rid, (_, status) in closed.items() if status is JoinStatus.DUPLICATE}
+
+
+def known_events(state: CheckpointState) -> set[str]:
+    pending = state.pending
+    return set(pending._pending_by_event) | set(pending._closed_by_event)
+
+
+def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], events: int) -> Verdict:
+    """Compare the final checkpoint with the labels posted and the topics."""
+    state = load_checkpoint(options["checkpoint_path"])
+    assert state is not None, "no checkpoint"
+    learned = learned_request_ids(state)
+    requests = [
+        LabelRequest.model_validate_json(r.value) for r in read_all(bootstrap, options["requests_topic"])
+    ]
+    asked_events = {r.event_id for r in requests}
+    dead = Counter(
+        dict(r.headers).get(REASON_HEADER, b"?").decode()
+        for r in read_all(bootstrap, options["dead_letter_topic"])
+    )
+    decisions: dict[str, list[bool]] = defaultdict(list)
+    for record in read_all(bootstrap, options["decisions_topic"]):
+        entry = json.loads(record.value)
+        decisions[entry["event_id"]].append(entry["ask"])
+    verdict = Verdict(
+        events=events,
+        labels_posted=len(posted),
+        learned=len(learned),
+        model_version=state.model_version,
+        lost=sorted(set(posted) - learned),
+        learned_twice=state.model_version - len(learned),
+        unasked_learned=sorted(learned - set(posted)),
+        requests_on_topic=len(requests),
+        distinct_requests=len({r.request_id for r in requests}),
+        asks_forgotten=sorted(asked_events - known_events(state)),
+        bad_request_ids=sum(r.request_id != request_id_for(r.event_id) for r in requests),
+        dead_letters=dict(dead),
+        decisions=len(decisions),
+        redecided=sum(len(v) > 1 for v in decisions.values()),
+        flipped=sum(len(set(v)) > 1 for v in decisions.values()),
+    )
+    offsets = state.offsets
+    events_tp = TopicPartition(options["events_topic"], 0)
+    labels_tp = TopicPartition(options["labels_topic"], 0)
+    p = verdict.problems
+    if offsets.get(events_tp) != events:
+        p.append(f"the checkpoint covers {offsets.get(events_tp)} of {events} events")
+    if offsets.get(labels_tp) != len(posted):
+        p.append(f"the checkpoint covers {offsets.get(labels_tp)} of {len(posted)} labels")
+    if verdict.lost:
+        p.append(f"{len(verdict.lost)} posted labels were never learned (e.g. {verdict.lost[:3]})")
+    if verdict.learned_twice:
+        p.append(f"{verdict.learned_twice} labels learned more than once")
+    if verdict.unasked_learned:
+        p.append(f"{len(verdict.unasked_learned)} learned request ids were never posted")
+    if verdict.asks_forgotten:
+        p.append(f"{len(verdict.asks_forgotten)} asked events unknown to the final state")
+    if verdict.bad_request_ids:
+        p.append(f"{verdict.bad_request_ids} requests with an id not derived from their event")
+    if verdict.distinct_requests != len(asked_events):
+        p.append("some event was asked under two request ids")
+    if dead:
+        p.append(f"dead letters: {dict(dead)}")
+    if set(decisions) != {f"e{i:07d}" for i in range(events)}:
+        p.append(f"{len(decisions)} events in the audit trail, {events} produced")
+    return verdict
+
+
+# -- outages ----------------------------------------------------------------------------------------------
+
+
+def get(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class Prober(threading.Thread):
+    """Samples ``/healthz`` and ``/readyz`` every 0.2 s: ``(monotonic time, healthz, readyz)``."""
+
+    def __init__(self, port: int):
+        super().__init__(name="prober", daemon=True)
+        self.port = port
+        self.samples: list[tuple[float, int, int]] = []
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.2):
+            try:
+                self.samples.append(
+                    (time.monotonic(), get(self.port, "/healthz")[0], get(self.port, "/readyz")[0])
+                )
+            except OSError:
+                self.samples.append((time.monotonic(), 0, 0))
+
+    def between(self, start: float, end: float) -> list[tuple[float, int, int]]:
+        return [s for s in self.samples if start <= s[0] <= end]
+
+
+def run_outage(
+    proxy: Any,
+    tmp_path: Path,
+    name: Callable[[str], str],
+    outage_s: float,
+    rate_per_s: float = 100,
+    seed: int = 7,
+    mode: str = "reset",
+    backlog: int = 0,
+    cut_after_s: float = 5.0,
+    **overrides: Any,
+) -> dict:
+    """Stream, cut everything (``proxy.drop_all(outage_s, mode)``), restore, settle; what was observed.
+
+    Every client goes through ``proxy`` (the broker advertises it). ``backlog`` events are produced
+    before the service starts, so that it is busy — producing and flushing — when the outage comes
+    ``cut_after_s`` after it started streaming; ``overrides`` go to the service's settings. Returns the
+    verdict, the probes of ``/healthz`` and ``/readyz`` during the outage and after, how long readiness
+    took to turn off and to come back, the labels posted during the outage, and the number of service
+    starts (1: no restart).
+    """
+    bootstrap = proxy.address
+    options = service_options(bootstrap, name, tmp_path / "state.ckpt", **{"budget": 0.2, **overrides})
+    ensure_topics(bootstrap, service_topics(options))
+    if backlog:
+        preload = EventStreamer(bootstrap, options["events_topic"], 1e9, seed=seed, limit=backlog)
+        preload.start()
+        preload.stop(drain=True)
+    service = ServiceProcess(options, tmp_path / "service.log").start()
+    streamer = EventStreamer(
+        bootstrap, options["events_topic"], rate_per_s=rate_per_s, seed=seed, first=backlog
+    )
+    annotator = Annotator(bootstrap, options["requests_topic"], options["labels_topic"], seed=seed)
+    prober: Prober | None = None
+    try:
+        port = service.http_port()
+        prober = Prober(port)
+        prober.start()
+        service.wait_assigned()
+        wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "/readyz turned 200")
+        streamer.start()
+        annotator.start()
+        time.sleep(cut_after_s)
+        labels_at_cut = len(annotator.stats.posted)
+        cut = time.monotonic()
+        proxy.drop_all(outage_s, mode)
+        wait_for(lambda: not proxy.dropped, outage_s + 5, "the outage ended", 0.1)
+        back = time.monotonic()
+        labels_during = len(annotator.stats.posted) - labels_at_cut
+        service.check_alive()
+        wait_for(lambda: get(port, "/readyz")[0] == 200, 60, "/readyz turned 200 again", 0.2)
+        ready_again = time.monotonic()
+        time.sleep(3)
+        events = streamer.stop()
+        events_tp = TopicPartition(options["events_topic"], 0)
+        labels_tp = TopicPartition(options["labels_topic"], 0)
+
+        def settled() -> bool:
+            service.check_alive()
+            offsets = committed(bootstrap, options["group_id"])
+            return (
+                offsets.get(events_tp) == events
+                and annotator.caught_up
+                and annotator.waiting == 0
+                and offsets.get(labels_tp, 0) == len(annotator.stats.posted)
+            )
+
+        wait_for(settled, 60, "the service caught up", 1.0)
+        wait_for(settled, 10, "the service stayed caught up", 1.0)
+        stats = annotator.stop()
+        prober.stop_event.set()
+        prober.join(5)
+        assert service.terminate() == 0, service.tail()
+        verdict = verify(bootstrap, options, stats.posted, events)
+        logs = service.logs()
+        return {
+            "verdict": verdict,
+            "during": prober.between(cut + 0.5, back - 0.2),
+            "after": prober.between(ready_again, ready_again + 3),
+            "not_ready_after_s": next(
+                (t - cut for t, _, ready in prober.between(cut, back) if ready != 200), None
+            ),
+            "ready_again_after_restore_s": ready_again - back,
+            "labels_during_outage": labels_during,  # posted by the annotator, delivered after
+            "restarts": sum(1 for e in logs if e.get("message") == "service started"),
+            # The service's own warnings (kafka-python's connection errors are counted, not listed).
+            "warnings": sorted(
+                {
+                    e["message"]
+                    for e in logs
+                    if e.get("level") in ("WARNING", "ERROR")
+                    and e.get("logger", "").startswith("activestream")
+                }
+            ),
+            # Flushes that outlasted flush_timeout_seconds during the outage and were waited out.
+            "flush_waits": sum(
+                1
+                for e in logs
+                if e.get("message") == "broker unavailable" and "not acknowledged" in str(e.get("error"))
+            ),
+            "kafka_python_warnings": sum(
+                1
+                for e in logs
+                if e.get("level") in ("WARNING", "ERROR") and e.get("logger", "").startswith("kafka")
+            ),
+        }
+    finally:
+        if prober is not None:
+            prober.stop_event.set()
+        streamer.stop_event.set()
+        annotator.stop_event.set()
+        service.ensure_stopped()
