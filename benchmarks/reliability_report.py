@@ -173,8 +173,9 @@ def _memory(section: Any, suffix: str) -> list[str]:
         "(the `transport.base` contract; `MemoryBroker` keeps every record for the tests to inspect, so "
         "its own memory would grow with the stream), the default model and strategy "
         f"({section.get('strategy', '?')}), budget 10%, `pending_max` 20,000 (pending requests and "
-        "remembered closed ids are each bounded by it), TTL 120 s of simulated time (1,000 events/s), 90% of the requests "
-        "answered after an exponential delay (mean 5 s), checkpoints every 30 s of simulated time.",
+        "remembered closed ids are each bounded by it), TTL 120 s of simulated time (1,000 events/s), "
+        "90% of the requests answered after an exponential delay (mean 5 s), checkpoints every 30 s of "
+        "simulated time.",
         "",
         f"![RSS over the run](reliability_rss_memory{suffix}.png)",
         "",
@@ -278,8 +279,9 @@ def _outages(section: Any) -> list[str]:
     out += [
         "Every client reaches the broker through a `TcpProxy` the broker advertises. `reset`: every "
         "connection reset and new ones refused for the whole outage; `blackhole`: connections accepted "
-        "but never answered (a silent partition). Events streamed at 100/s throughout, the annotator "
-        "answering.",
+        "but never answered (a silent partition); *mid-backlog*: the cut comes while the service works "
+        "through a backlog, so a batch's records are in flight and the flush outlasts "
+        "`flush_timeout_seconds` (30 s). Events streamed at 100/s throughout, the annotator answering.",
         "",
         "| | " + " | ".join(f"{o.get('outage_s', 0):g} s, {o.get('mode')}" for o in section) + " |",
         "|---|" + "---|" * len(section),
@@ -303,7 +305,8 @@ def _outages(section: Any) -> list[str]:
         row("labels posted", lambda o: _n(o["verdict"]["labels_posted"])),
         row("lost / learned twice", lambda o: f"{o['verdict']['lost']} / {o['verdict']['learned_twice']}"),
         row("dead letters", lambda o: str(o["verdict"]["dead_letters"] or "none")),
-        row("warnings logged", lambda o: "; ".join(o["warnings"]) or "none"),
+        row("flush waits logged (one per 30 s waited)", lambda o: str(o.get("flush_waits", 0))),
+        row("service warnings logged", lambda o: "; ".join(o["warnings"]) or "none"),
         "",
     ]
     return out

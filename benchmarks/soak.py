@@ -23,8 +23,10 @@ Sections (``--only`` picks some; all by default):
   annotator answering throughout; then verified: every posted label learned exactly once, every ask
   remembered, no dead letter.
 - ``outage``: every connection cut by a ``TcpProxy`` for ``--outage`` seconds (default 30; quick 10),
-  once with resets (``drop_all``) and once as a silent partition (``mode="blackhole"``): ``/healthz``
-  must stay 200, ``/readyz`` turn 503, the service recover without a restart, nothing lost.
+  once with resets (``drop_all``), once as a silent partition (``mode="blackhole"``), and once with
+  resets while the service works through a backlog (records in flight when the cut comes; a 30 s
+  outage outlasts the default ``flush_timeout_seconds``): ``/healthz`` must stay 200, ``/readyz`` turn
+  503, the service recover without a restart, nothing lost.
 - ``fuzz``: the property-based poison tests of ``tests/reliability/test_poison.py`` with many more
   examples: ``--fuzz`` parser cases per message type (default 20,000; quick 1,000) and a twentieth as
   many whole streams (20 to 300 messages each) through the loop.
@@ -597,21 +599,30 @@ def kill_soak(kills: int, workdir: Path, rate_per_s: float = 150) -> dict[str, A
     return out
 
 
-def outage_soak(outage_s: float, mode: str, workdir: Path) -> dict[str, Any]:
+def outage_soak(outage_s: float, mode: str, workdir: Path, backlog: int = 0) -> dict[str, Any]:
     from activestream.demo.broker import EmbeddedBroker
     from activestream.demo.proxy import TcpProxy
 
     names = itertools.count()
     port = rt.free_port()
-    directory = workdir / f"outage-{mode}"
+    directory = workdir / f"outage-{mode}-{backlog}"
     directory.mkdir(parents=True, exist_ok=True)
     with TcpProxy("127.0.0.1", port) as proxy, EmbeddedBroker(port=port, advertised_port=proxy.port):
-        seen = rt.run_outage(proxy, directory, lambda p: f"{p}-outage-{next(names)}", outage_s, mode=mode)
+        seen = rt.run_outage(
+            proxy,
+            directory,
+            lambda p: f"{p}-outage-{next(names)}",
+            outage_s,
+            mode=mode,
+            backlog=backlog,
+            cut_after_s=1.0 if backlog else 5.0,
+        )
     verdict = seen.pop("verdict")
     during, after = seen.pop("during"), seen.pop("after")
     out = {
-        "mode": mode,
+        "mode": mode + (f", mid-backlog of {backlog:,} events" if backlog else ""),
         "outage_s": outage_s,
+        "backlog": backlog,
         "healthz_during": sorted({h for _, h, _ in during}),
         "readyz_during": sorted({r for _, _, r in during}),
         "probes_during": len(during),
@@ -792,7 +803,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "broker": lambda: broker_soak(sizes["broker_events"], sizes["flood"], workdir),
             "kills": lambda: kill_soak(sizes["kills"], workdir),
             "outage": lambda: [
-                outage_soak(sizes["outage"], mode, workdir) for mode in ("reset", "blackhole")
+                outage_soak(sizes["outage"], "reset", workdir),
+                outage_soak(sizes["outage"], "blackhole", workdir),
+                # Busy: the outage hits while a backlog is worked through, records in flight, and
+                # outlasts flush_timeout_seconds (30 s by default) when it lasts 30 s.
+                outage_soak(sizes["outage"], "reset", workdir, backlog=20_000 if quick else 100_000),
             ],
             "fuzz": lambda: fuzz_soak(sizes["fuzz"], max(10, sizes["fuzz"] // 20), workdir),
             "overload": lambda: overload_soak(sizes["flood"] * 2, workdir),

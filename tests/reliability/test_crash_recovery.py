@@ -121,9 +121,10 @@ def test_random_sigkills_lose_no_label_and_learn_none_twice(broker, unique_name,
 
 
 class MemoryRun:
-    """A service on ``MemoryBroker`` with the default strategy (logreg, entropy, randomized variable
-    uncertainty: which events are asked depends on the model), an annotator answering every new request
-    by request id, and crashes that lose everything not flushed and checkpointed."""
+    """A service on ``MemoryBroker`` with a model-dependent strategy (which events are asked depends on
+    the model: logreg with entropy / randomized variable uncertainty, or margin / split's uncertainty
+    part), an annotator answering every new request by request id, and crashes that lose everything not
+    flushed and checkpointed."""
 
     def __init__(self, tmp_path, seed: int, **overrides):
         self.broker = MemoryBroker()
@@ -194,13 +195,16 @@ class MemoryRun:
         )
 
 
+@pytest.mark.parametrize(
+    "strategy", [("entropy", "randomized_variable_uncertainty"), ("margin", "split")], ids="/".join
+)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_replay_with_a_model_dependent_policy_forgets_no_ask(tmp_path, seed):
+def test_a_replay_with_a_model_dependent_policy_forgets_no_ask(tmp_path, seed, strategy):
     """After a crash the replay re-decides the events since the checkpoint with a model that learned the
     labels in another order (labels for those events are held back until they are replayed), so some asks
     come out as discards. The requests were published before the crash, though, and annotators answer
     them: none of those labels may be lost."""
-    run = MemoryRun(tmp_path, seed)
+    run = MemoryRun(tmp_path, seed, measure=strategy[0], policy=strategy[1], model="logreg")
     run.events(300)
     run.answer()
     run.now += 10_000
