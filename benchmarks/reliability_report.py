@@ -41,13 +41,10 @@ def machine_info() -> dict[str, str]:
             return "not installed"
 
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
-        ).stdout.strip()
+        git = {"capture_output": True, "text": True, "cwd": Path(__file__).parent, "timeout": 10}
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **git).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **git).stdout
+        commit += " + uncommitted changes" if dirty.strip() else ""
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     try:
@@ -99,6 +96,7 @@ def render(results: Mapping[str, Any], suffix: str = "") -> str:
         "",
     ]
     lines += _summary(results)
+    lines += _findings()
     lines += _memory(results.get("memory"), suffix)
     lines += _broker(results.get("broker"), suffix)
     lines += _kills(results.get("kills"))
@@ -152,6 +150,11 @@ def _summary(results: Mapping[str, Any]) -> list[str]:
         ("poison / fuzz cases (parser cases + messages through the loop)", _n(fuzz_cases)),
         ("fuzz failures", str(len(fuzz.get("failures", []))) if fuzz else "—"),
         ("**crashes** (service exits not caused by the soak, failed sections)", f"**{crashes}**"),
+        (
+            "in-process soak: labels posted / learned / dead letters",
+            f"{_n(memory.get('labels_posted'))} / {_n(memory.get('labels_learned'))} / "
+            f"{_n(memory.get('dead_letters'))}",
+        ),
         ("peak RSS, in-process soak", _n(memory.get("rss_peak_mib"), "{:,.0f} MiB")),
         ("peak RSS, `activestream run` on the broker", _n(broker.get("rss_peak_mib"), "{:,.0f} MiB")),
     ]
@@ -159,6 +162,38 @@ def _summary(results: Mapping[str, Any]) -> list[str]:
     if problems:
         out += ["Problems found by the verifier:", "", *[f"- {p}" for p in problems], ""]
     return out
+
+
+def _findings() -> list[str]:
+    return [
+        "## What this suite found",
+        "",
+        "1. **Labels lost after a crash** (fixed: the ask journal, `checkpoint.AskJournal`). A restart "
+        "replays the events since the checkpoint and re-decides them with a model that learned its "
+        "labels in another order (labels of replayed asks are held back until their events come again), "
+        "so a model-dependent strategy could discard an event whose request annotators already had; "
+        "their label was then dead-lettered as `unknown_request`. Measured before the fix (10 SIGKILLs, "
+        "entropy / randomized variable uncertainty, the default then): 141 of 4,295 posted labels lost, "
+        "139 asks forgotten; margin / split loses labels the same way (in-process test, both "
+        "strategies). Asks are now appended to a journal (fsynced) before their requests are produced; a "
+        "restart restores them, publishes them again under the same ids and does not decide their "
+        "events again. Cost here: 1–5% of the in-process loop's throughput (one fsync per batch with asks).",
+        "2. **An outage longer than `flush_timeout_seconds` during a flush stopped the service** (fixed, "
+        "`Service._flush`): the records were only unacknowledged — kafka-python retries them until its "
+        'delivery timeout — but the loop died ("service loop failed") and needed a restart. It now waits '
+        "them out, and only a failed record (or a stop) ends it.",
+        "3. **`/readyz` stayed 200 during a silent partition** while the loop was blocked in a flush "
+        "(fixed with 2: the flush waits in slices of `health_check_interval_seconds`, checking the "
+        "broker and beating in between).",
+        "4. **The SASL PLAIN password in DEBUG logs**: kafka-python logs every request it sends at "
+        "DEBUG (fixed in `app.configure_logging`: its request loggers stay at INFO).",
+        "5. **Open — kafka-python 3.0.12**: a topic the producer knows only from its bootstrap metadata "
+        "is dropped by a later metadata update for another topic, and records to it hang until the "
+        "delivery timeout (`tests/reliability/test_kafka_client.py`, xfail). The service hits it when it "
+        "creates some of its topics itself at a first start. Until the transport tracks every topic it "
+        "produces to, provision all five topics before starting the service (this suite does).",
+        "",
+    ]
 
 
 def _memory(section: Any, suffix: str) -> list[str]:
@@ -223,7 +258,8 @@ def _broker(section: Any, suffix: str) -> list[str]:
         f"{section['events']:,} events produced as fast as kafka-python goes into the embedded broker "
         "(kafka-python moves a few thousand events/s here, so 1M events go through the in-process soak "
         f"above instead), {section.get('strategy', '?')}, budget 10%, every request answered by the "
-        "simulated annotator.",
+        "simulated annotator. A short run: it shows the service's footprint on the real client "
+        "(kafka-python's fetch buffers included), the in-process soak shows that it stays flat.",
         "",
         f"![RSS of the service process](reliability_rss_broker{suffix}.png)",
         "",
@@ -318,7 +354,8 @@ def _fuzz(section: Any) -> list[str]:
     out = ["## Poison messages (property-based)", ""]
     if failed := _failed(section):
         return [*out, failed, ""]
-    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(section.get("event_reasons", {}).items()))
+    counts = {("valid" if k == "None" else k): v for k, v in section.get("event_reasons", {}).items()}
+    reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(counts.items()))
     out += [
         "Generated by the strategies of `tests/reliability/test_poison.py`, each case with the reason it "
         "must get: invalid JSON, invalid UTF-8, truncation, wrong types, missing fields, NaN/±inf and "
@@ -359,10 +396,67 @@ def _overload(section: Any) -> list[str]:
     return out
 
 
+# -- plots ------------------------------------------------------------------------------------------------
+
+
+def plot_memory(result: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result["samples"]
+    xs = [s["events"] / 1000 for s in samples]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ax.plot(xs, [s["rss_mib"] for s in samples], color="tab:blue", label="RSS (MiB)")
+    ax.set_xlabel("events decided (thousands)")
+    ax.set_ylabel("RSS of the process (MiB)", color="tab:blue")
+    ax.set_ylim(0, max(s["rss_mib"] for s in samples) * 1.3)
+    right = ax.twinx()
+    right.plot(xs, [s["pending"] for s in samples], color="tab:orange", label="pending requests")
+    right.plot(xs, [s["closed"] for s in samples], color="tab:green", label="closed ids remembered")
+    right.set_ylabel("entries")
+    right.set_ylim(0, max(max(s["pending"], s["closed"]) for s in samples) * 1.3 + 1)
+    lines = ax.get_lines() + right.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax.set_title(
+        f"{result['events']:,} events through the loop (in-process transport): "
+        f"{result['events_per_s']:,.0f} events/s"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_broker(result: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result["rss_samples"]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.plot([t for t, _ in samples], [r for _, r in samples], color="tab:blue")
+    ax.set_xlabel("seconds since the service started")
+    ax.set_ylabel("RSS of `activestream run` (MiB)")
+    ax.set_ylim(0, max(r for _, r in samples) * 1.3)
+    ax.set_title(f"{result['events']:,} events through the broker: {result['events_per_s']:,.0f} events/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(results: Mapping[str, Any], report: Path, suffix: str = "") -> None:
+    """The report and its plots, next to each other."""
+    if "samples" in results.get("memory", {}):
+        plot_memory(results["memory"], report.parent / f"reliability_rss_memory{suffix}.png")
+    if "rss_samples" in results.get("broker", {}):
+        plot_broker(results["broker"], report.parent / f"reliability_rss_broker{suffix}.png")
+    report.write_text(render(results, suffix))
+
+
 if __name__ == "__main__":
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/reliability.json")
-    data = json.loads(path.read_text())
     suffix = "_quick" if path.stem.endswith("_quick") else ""
-    target = path.with_suffix(".md")
-    target.write_text(render(data, suffix))
-    print(f"wrote {target}")
+    write_report(json.loads(path.read_text()), path.with_suffix(".md"), suffix)
+    print(f"wrote {path.with_suffix('.md')}")

@@ -713,54 +713,7 @@ def overload_soak(flood: int, workdir: Path) -> dict[str, Any]:
     return out
 
 
-# -- plots, main ------------------------------------------------------------------------------------------
-
-
-def plot_memory(result: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    samples = result["samples"]
-    xs = [s["events"] / 1000 for s in samples]
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    ax.plot(xs, [s["rss_mib"] for s in samples], color="tab:blue", label="RSS (MiB)")
-    ax.set_xlabel("events decided (thousands)")
-    ax.set_ylabel("RSS of the process (MiB)", color="tab:blue")
-    ax.set_ylim(0, max(s["rss_mib"] for s in samples) * 1.3)
-    right = ax.twinx()
-    right.plot(xs, [s["pending"] for s in samples], color="tab:orange", label="pending requests")
-    right.plot(xs, [s["closed"] for s in samples], color="tab:green", label="closed ids remembered")
-    right.set_ylabel("entries")
-    right.set_ylim(0, max(max(s["pending"], s["closed"]) for s in samples) * 1.3 + 1)
-    lines = ax.get_lines() + right.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], loc="lower right")
-    ax.set_title(
-        f"{result['events']:,} events through the loop (in-process transport): "
-        f"{result['events_per_s']:,.0f} events/s"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_broker(result: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    samples = result["rss_samples"]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    ax.plot([t for t, _ in samples], [r for _, r in samples], color="tab:blue")
-    ax.set_xlabel("seconds since the service started")
-    ax.set_ylabel("RSS of `activestream run` (MiB)")
-    ax.set_ylim(0, max(r for _, r in samples) * 1.3)
-    ax.set_title(f"{result['events']:,} events through the broker: {result['events_per_s']:,.0f} events/s")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+# -- main -------------------------------------------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -790,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"reliability{suffix}.json"
     results: dict[str, Any] = json.loads(json_path.read_text()) if json_path.exists() and args.only else {}
-    from reliability_report import machine_info, render
+    from reliability_report import machine_info, write_report
 
     results["machine"] = machine_info()
     results["sizes"] = sizes
@@ -826,12 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(results[section], dict):
                 results[section]["section_seconds"] = time.monotonic() - started
             json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    if "memory" in results and "samples" in results["memory"]:
-        plot_memory(results["memory"], args.out / f"reliability_rss_memory{suffix}.png")
-    if "broker" in results and "rss_samples" in results["broker"]:
-        plot_broker(results["broker"], args.out / f"reliability_rss_broker{suffix}.png")
     report = args.out / f"reliability{suffix}.md"
-    report.write_text(render(results, suffix))
+    write_report(results, report, suffix)
     log(f"wrote {report}")
     failed = [s for s in sections if isinstance(results.get(s), dict) and "error" in results[s]]
     return 1 if failed else 0
