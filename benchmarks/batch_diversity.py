@@ -2,10 +2,12 @@
 
 Protocol: prequential (every event first tests the model, then a strategy decides whether to ask for its
 label). Every method drives the same base learner (``--model``, default ``logreg``) and the same
-informativeness measure (``entropy``); they differ in how they pick the events to ask about:
+informativeness measure (activestream's default, ``margin``); they differ in how they pick the events to
+ask about:
 
-- ``per-event``: activestream's default per-event policy (``randomized_variable_uncertainty``) at budget
-  ``B``; a label is learned as soon as it is asked (no delay: the most favourable case for per-event);
+- ``per-event``: activestream's default per-event policy (``split``: a fifth of the budget at random, the
+  rest by variable uncertainty) at budget ``B``; a label is learned as soon as it is asked (no delay: the
+  most favourable case for per-event);
 - ``per-event, delay w/2``: the same, with each label arriving ``w/2`` events after it was asked — the
   mean wait of an event in a batch window, so the comparison with batch mode is at equal label latency;
 - ``batch top-k``: windows of ``w`` events, the ``B·w`` most informative asked when the window closes
@@ -24,17 +26,15 @@ copies, mean 3.3, each feature jittered by ``N(0, 0.05)``, same label), as retri
 repeats produce — and ``elec`` when its CSV is found. Full mode: 20,000 events (elec: 20,000), budgets
 5% and 10%, window 100, 3 seeds; ``--quick``: 5,000 events, 1 seed.
 
-Outputs: ``benchmarks/results/batch_diversity.md`` and ``batch_diversity.png``.
+Outputs: ``benchmarks/results/batch_diversity.md`` and ``batch_diversity.png``; ``--quick`` writes
+``batch_diversity_quick.*``.
 
-    PYTHONPATH=service python benchmarks/batch_diversity.py --quick
+    PYTHONPATH=service python benchmarks/batch_diversity.py      # about 7 minutes
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import itertools
-import platform
 import random
 import statistics
 import sys
@@ -48,12 +48,12 @@ from river import metrics
 
 from activestream.datasets import Stream, find_elec_csv, make_stream
 from activestream.decide.batch import BatchSelector, WindowGeometry, mean_pairwise_similarity
-from activestream.learner import make_learner
+from activestream.learner import DEFAULT_MEASURE, DEFAULT_POLICY, make_learner
 from activestream.models import make_model
 from activestream.score import make_measure
 from activestream.types import ClassLabel, Features
+from annotation_report import base_parser, mean, output, pyplot, save_figure, write_report
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("per-event", "per-event, delay w/2", "batch top-k", "batch λ=1", "batch λ=4", "batch k-center")
 BATCH = {
     "batch top-k": {"diversity": 0.0},
@@ -111,7 +111,7 @@ def _redundancy(windows: Iterable[tuple[list[Features], list[int]]]) -> float | 
 
 
 def run_per_event(data: Sequence, model: str, budget: float, window: int, seed: int, delay: int) -> tuple:
-    learner = make_learner(model, "entropy", budget=budget, seed=seed)
+    learner = make_learner(model, DEFAULT_MEASURE, DEFAULT_POLICY, budget=budget, seed=seed)
     accuracy = metrics.Accuracy()
     in_flight: deque[tuple[int, Features, ClassLabel]] = deque()
     labels = 0
@@ -135,7 +135,7 @@ def run_per_event(data: Sequence, model: str, budget: float, window: int, seed: 
 
 def run_batch(data: Sequence, model: str, budget: float, window: int, seed: int, options: dict) -> tuple:
     classifier = make_model(model, seed)
-    measure = make_measure("entropy", seed=seed)
+    measure = make_measure(DEFAULT_MEASURE, seed=seed)
     selector = BatchSelector(budget, window, seed=seed, **options)
     accuracy = metrics.Accuracy()
     labels = 0
@@ -171,11 +171,6 @@ def run_one(task: tuple[str, str, float, int, int, int, str]) -> Run:
     return Run(stream_name, method, budget, seed, len(data), labels, acc, red, time.perf_counter() - started)
 
 
-def _mean(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present else None
-
-
 def table(runs: list[Run], streams: Sequence[str], budgets: Sequence[float]) -> list[str]:
     lines = [
         "| stream | budget | method | accuracy % | labels % | redundancy (mean pairwise sim.) |",
@@ -187,12 +182,12 @@ def table(runs: list[Run], streams: Sequence[str], budgets: Sequence[float]) -> 
         }
         if not any(group.values()):
             continue
-        accs = {m: _mean(r.accuracy for r in rs) for m, rs in group.items()}
+        accs = {m: mean(r.accuracy for r in rs) for m, rs in group.items()}
         best = max(a for a in accs.values() if a is not None)
         for method, rs in group.items():
             acc = accs[method]
-            labels = _mean(r.labels / r.n for r in rs)
-            red = _mean(r.redundancy for r in rs)
+            labels = mean(r.labels / r.n for r in rs)
+            red = mean(r.redundancy for r in rs)
             acc_text = f"{100 * acc:.1f}" if acc is not None else "—"
             if acc is not None and acc >= best - 1e-9:
                 acc_text = f"**{acc_text}**"
@@ -203,19 +198,15 @@ def table(runs: list[Run], streams: Sequence[str], budgets: Sequence[float]) -> 
 
 
 def plot(runs: list[Run], streams: Sequence[str], budget: float, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     width = 0.8 / len(METHODS)
     for i, method in enumerate(METHODS):
         accs, reds = [], []
         for stream in streams:
             rs = [r for r in runs if (r.stream, r.budget, r.method) == (stream, budget, method)]
-            accs.append(100 * (_mean(r.accuracy for r in rs) or 0))
-            reds.append(_mean(r.redundancy for r in rs) or 0)
+            accs.append(100 * (mean(r.accuracy for r in rs) or 0))
+            reds.append(mean(r.redundancy for r in rs) or 0)
         xs = [j + (i - len(METHODS) / 2 + 0.5) * width for j in range(len(streams))]
         axes[0].bar(xs, accs, width, label=method)
         axes[1].bar(xs, reds, width, label=method)
@@ -225,17 +216,12 @@ def plot(runs: list[Run], streams: Sequence[str], budget: float, out: Path) -> N
     low = min(100 * r.accuracy for r in runs if r.budget == budget)
     axes[0].set_ylim(max(0, low - 5), None)
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--model", default="logreg")
+    parser = base_parser(__doc__)
     parser.add_argument("--window", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     n, seeds = (5_000, [1]) if args.quick else (20_000, [1, 2, 3])
     budgets = (0.05, 0.10)
@@ -254,24 +240,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{len(tasks)}] {task[:4]} acc={runs[-1].accuracy:.4f}", file=sys.stderr)
     seconds = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(runs, streams, 0.05, args.out / "batch_diversity.png")
-    header = [
-        "# Batch mode with diversity vs per-event selection" + (" (quick)" if args.quick else ""),
-        "",
-        f"Generated by `benchmarks/batch_diversity.py{' --quick' if args.quick else ''}` on "
-        f"{datetime.date.today().isoformat()} ({platform.python_version()}, {platform.machine()}, "
-        f"{seconds:.0f} s); see its docstring for the protocol. {n:,} events per stream, window "
-        f"w = {args.window}, model {args.model}, measure entropy, seeds {seeds} (elec: the first only); "
-        "means over seeds, best accuracy of a group in bold.",
-        "",
+    plot(runs, streams, 0.05, output(args.out, "batch_diversity", args.quick, ".png"))
+    setup = (
+        f"{n:,} events per stream, window w = {args.window}, model {args.model}, measure "
+        f"{DEFAULT_MEASURE} (per-event policy {DEFAULT_POLICY}), seeds {seeds} (elec: the first only); "
+        "means over seeds, best accuracy of a group in bold."
+    )
+    note = (
         "Redundancy is the mean pairwise similarity of the events asked within the same window "
-        "(1 = identical, about 0.14 for two unrelated events); lower means the labels cover more ground.",
-        "",
-        "![accuracy and redundancy at a 5% budget](batch_diversity.png)",
-        "",
-    ]
-    (args.out / "batch_diversity.md").write_text("\n".join(header + table(runs, streams, budgets)) + "\n")
-    print(f"wrote {args.out / 'batch_diversity.md'}", file=sys.stderr)
+        "(1 = identical, about 0.14 for two unrelated events); lower means the labels cover more ground."
+    )
+    title = "Batch mode with diversity vs per-event selection"
+    figure = "accuracy and redundancy at a 5% budget"
+    body = table(runs, streams, budgets)
+    path = write_report(args.out, "batch_diversity", title, args.quick, seconds, setup, body, figure, [note])
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

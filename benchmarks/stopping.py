@@ -1,7 +1,7 @@
 """Stopping criteria: how many labels a pause saves, and what accuracy it costs.
 
-Protocol: prequential on one stationary and two drifting streams; the learner is activestream's
-``entropy/split`` (Split's random part, ``v = 0.2``, is the unbiased sample the plateau criterion reads)
+Protocol: prequential on one stationary and two drifting streams; the learner is activestream's default
+``margin/split`` (Split's random part, ``v = 0.2``, is the unbiased sample the plateau criterion reads)
 on ``--model`` (default ``logreg``) at budget ``B``; labels arrive at once. The methods differ only in
 whether a :class:`activestream.stopping.StoppingMonitor` may hold requests back:
 
@@ -20,20 +20,18 @@ drifts) and ``stagger_recurring`` (three abrupt drifts, the first concept recurs
 events, budget 10%, seeds 1-3; ``--quick``: 12,000 events, seed 1.
 
 Outputs: ``benchmarks/results/stopping.md`` and ``stopping.png`` (window accuracy and labels used over
-time on ``sea_abrupt``).
+time on ``sea_abrupt``); ``--quick`` writes ``stopping_quick.*``.
+
+    PYTHONPATH=service python benchmarks/stopping.py      # about 2 minutes
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import itertools
-import platform
-import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,10 +39,10 @@ from river import drift, metrics
 from river.datasets import synth
 
 from activestream.datasets import Stream, make_stream
-from activestream.learner import make_learner
+from activestream.learner import DEFAULT_MEASURE, DEFAULT_POLICY, make_learner
 from activestream.stopping import StoppingMonitor
+from annotation_report import base_parser, mean, output, pyplot, save_figure, write_report
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("never stop", "plateau", "plateau + drift", "stable predictions + drift", "cap 50%")
 STREAMS = ("sea_stationary", "sea_abrupt", "stagger_recurring")
 
@@ -82,7 +80,7 @@ def monitor_for(method: str, cap: int | None, seed: int) -> StoppingMonitor | No
 
 
 def run_one(stream: Stream, method: str, budget: float, seed: int, model: str, cap: int | None) -> Run:
-    learner = make_learner(model, "entropy", "split", budget, seed)
+    learner = make_learner(model, DEFAULT_MEASURE, DEFAULT_POLICY, budget, seed)
     monitor = monitor_for(method, cap, seed)
     detector = drift.ADWIN(delta=0.002) if method.endswith("drift") else None
     accuracy, post = metrics.Accuracy(), metrics.Accuracy()
@@ -126,11 +124,6 @@ def run_one(stream: Stream, method: str, budget: float, seed: int, model: str, c
     )
 
 
-def _mean(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.fmean(present) if present else None
-
-
 def table(runs: list[Run]) -> list[str]:
     lines = [
         "| stream | method | labels % | labels saved | accuracy % | Δ accuracy (points) "
@@ -141,27 +134,23 @@ def table(runs: list[Run]) -> list[str]:
         group = {m: [r for r in runs if (r.stream, r.method) == (stream, m)] for m in METHODS}
         if not group["never stop"]:
             continue
-        base_labels = _mean(r.labels for r in group["never stop"]) or 0
-        base_acc = _mean(r.accuracy for r in group["never stop"]) or 0
+        base_labels = mean(r.labels for r in group["never stop"]) or 0
+        base_acc = mean(r.accuracy for r in group["never stop"]) or 0
         for method, rs in group.items():
-            labels = _mean(r.labels for r in rs) or 0
-            acc = _mean(r.accuracy for r in rs) or 0
-            post = _mean(r.post_drift_accuracy for r in rs)
+            labels = mean(r.labels for r in rs) or 0
+            acc = mean(r.accuracy for r in rs) or 0
+            post = mean(r.post_drift_accuracy for r in rs)
             saved = 1 - labels / base_labels if base_labels else 0
             lines.append(
                 f"| {stream} | {method} | {100 * labels / rs[0].n:.2f} | {saved:.0%} | {100 * acc:.1f} "
                 f"| {100 * (acc - base_acc):+.1f} | {'—' if post is None else f'{100 * post:.1f}'} "
-                f"| {_mean(r.pauses for r in rs):.1f} / {_mean(r.resumes for r in rs):.1f} |"
+                f"| {mean(r.pauses for r in rs):.1f} / {mean(r.resumes for r in rs):.1f} |"
             )
     return lines
 
 
 def plot(runs: list[Run], stream: str, seed: int, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for method in METHODS:
         run = next((r for r in runs if (r.stream, r.method, r.seed) == (stream, method, seed)), None)
@@ -179,17 +168,11 @@ def plot(runs: list[Run], stream: str, seed: int, out: Path) -> None:
     bottom.set_xlabel("events")
     top.set_title(f"Pausing label requests on {stream} (seed {seed}); dotted: drifts")
     bottom.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--model", default="logreg")
-    parser.add_argument("--budget", type=float, default=0.1)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = base_parser(__doc__, budget=0.1)
     args = parser.parse_args(argv)
     n, seeds = (12_000, [1]) if args.quick else (40_000, [1, 2, 3])
     started = time.perf_counter()
@@ -203,21 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{stream_name} seed {seed} {method}: {runs[-1].labels} labels", file=sys.stderr)
     seconds = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    plot(runs, "sea_abrupt", seeds[0], args.out / "stopping.png")
-    header = [
-        "# Stopping criteria: labels saved and accuracy cost" + (" (quick)" if args.quick else ""),
-        "",
-        f"Generated by `benchmarks/stopping.py{' --quick' if args.quick else ''}` on "
-        f"{datetime.date.today().isoformat()} ({platform.python_version()}, {seconds:.0f} s); see its "
-        f"docstring for the protocol. {n:,} events per stream, budget {args.budget:.0%}, model "
-        f"{args.model}, entropy/split (v = 0.2), seeds {seeds}, means over seeds. Post-drift accuracy: "
-        "the 2,000 events after each drift. Labels saved: relative to `never stop`.",
-        "",
-        "![window accuracy and labels used on sea_abrupt](stopping.png)",
-        "",
-    ]
-    (args.out / "stopping.md").write_text("\n".join(header + table(runs)) + "\n")
-    print(f"wrote {args.out / 'stopping.md'}", file=sys.stderr)
+    plot(runs, "sea_abrupt", seeds[0], output(args.out, "stopping", args.quick, ".png"))
+    setup = (
+        f"{n:,} events per stream, budget {args.budget:.0%}, model {args.model}, "
+        f"{DEFAULT_MEASURE}/{DEFAULT_POLICY} (v = 0.2), seeds {seeds}, means over seeds. Post-drift "
+        "accuracy: the 2,000 events after each drift. Labels saved: relative to `never stop`."
+    )
+    title = "Stopping criteria: labels saved and accuracy cost"
+    figure = "window accuracy and labels used on sea_abrupt"
+    path = write_report(args.out, "stopping", title, args.quick, seconds, setup, table(runs), figure)
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
