@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
@@ -108,6 +109,78 @@ def _name(metric: Metric) -> str:
     return metric.value.removesuffix("_total")
 
 
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """How one metric is built: its kind, help text, label names and (histograms) buckets."""
+
+    kind: type[Counter] | type[Gauge] | type[Histogram]
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = ()
+
+
+#: Every metric's spec; the ``Metrics`` object registers them in :class:`Metric`'s order.
+_SPECS: Final[Mapping[Metric, _Spec]] = {
+    Metric.EVENTS: _Spec(Counter, "Events consumed, by outcome.", ("outcome",)),
+    Metric.LABEL_REQUESTS: _Spec(Counter, "Label requests produced."),
+    Metric.LABELS: _Spec(Counter, "Labels consumed, by status.", ("status",)),
+    Metric.DEAD_LETTERS: _Spec(Counter, "Messages dead-lettered, by reason.", ("reason",)),
+    Metric.THRESHOLD: _Spec(Gauge, "The policy's current threshold."),
+    Metric.BUDGET_TARGET: _Spec(Gauge, "Target fraction of events to ask labels for."),
+    Metric.BUDGET_SPENT: _Spec(Gauge, "Windowed fraction of recent events asked."),
+    Metric.PENDING: _Spec(Gauge, "Label requests waiting for their label."),
+    Metric.PENDING_EXPIRED: _Spec(Counter, "Label requests that got no label, by reason.", ("reason",)),
+    Metric.LABEL_DELAY: _Spec(Histogram, "Time from asking to learning a label.", buckets=_DELAY_BUCKETS),
+    Metric.PROCESSING_DURATION: _Spec(
+        Histogram, "Time to decide on one event (score and policy).", buckets=_PROCESSING_BUCKETS
+    ),
+    Metric.BATCH_DURATION: _Spec(
+        Histogram, "Time to handle one polled batch, flush and commit included.", buckets=_BATCH_BUCKETS
+    ),
+    Metric.CONSUMER_LAG: _Spec(Gauge, "Messages behind, per assigned partition.", ("topic", "partition")),
+    Metric.PREQUENTIAL_ACCURACY: _Spec(
+        Gauge, 'Accuracy of predictions on the unbiased sample (labels asked with reason "random").'
+    ),
+    Metric.ASKED_LABELS: _Spec(Counter, "Learned labels by class (class balance).", ("label",)),
+    Metric.CHECKPOINT_AGE: _Spec(Gauge, "Seconds since the last checkpoint was saved."),
+    Metric.CHECKPOINT_TIMESTAMP: _Spec(Gauge, "Unix time of the last checkpoint saved."),
+    Metric.BUILD_INFO: _Spec(
+        Gauge,
+        "Always 1; the labels describe the running build.",
+        ("version", "model", "measure", "policy"),
+    ),
+    Metric.UP: _Spec(Gauge, "1 while the service loop runs."),
+    Metric.STOPPING_SIGNAL: _Spec(
+        Gauge, "1 when a stopping criterion says more labels no longer help, by criterion.", ("criterion",)
+    ),
+    Metric.LABEL_REQUESTS_PAUSED: _Spec(
+        Gauge, "1 while label requests are paused (stop_on_plateau) or capped (max_labels)."
+    ),
+    Metric.ANNOTATOR_LABELS: _Spec(
+        Counter,
+        "Labels accepted into a vote, by annotator (the top ones by volume; the rest: other).",
+        ("annotator",),
+    ),
+    Metric.ANNOTATOR_AGREEMENT: _Spec(
+        Gauge, "Share of an annotator's judged votes that agreed with the others' majority.", ("annotator",)
+    ),
+    Metric.LABEL_DISAGREEMENTS: _Spec(Counter, "Requests whose annotators did not all give the same label."),
+    Metric.ARM_ACCURACY: _Spec(
+        Gauge,
+        "Recent accuracy estimate of each adaptation arm (on the unbiased sample when there is one).",
+        ("arm",),
+    ),
+    Metric.DRIFTS: _Spec(Counter, "Drifts an arm reacted to, by arm and detector.", ("arm", "detector")),
+    Metric.LABELS_SINCE_DRIFT: _Spec(Gauge, "Labeled examples learned since the last drift."),
+    Metric.LAST_DRIFT_TIMESTAMP: _Spec(Gauge, "Unix time of the last drift (NaN: none yet)."),
+    Metric.SERVING_ARM: _Spec(Gauge, "1 for the arm whose predictions are served, else 0.", ("arm",)),
+    Metric.CHAMPION_SWITCHES: _Spec(Counter, "Times the served arm changed to the other one."),
+    Metric.LABEL_FREE_ALARMS: _Spec(
+        Counter, "Changes in the distribution of informativeness scores of all events (no labels needed)."
+    ),
+}
+
+
 class Metrics:
     """The service's metrics, in a registry of their own (never the process-global one).
 
@@ -127,168 +200,56 @@ class Metrics:
         self._judged = 0
         self._label_classes: set[str] = set()
         self._lag_partitions: set[TopicPartition] = set()
-        reg = self.registry
-        self._events = Counter(
-            _name(Metric.EVENTS), "Events consumed, by outcome.", ["outcome"], registry=reg
-        )
-        self._requests = Counter(_name(Metric.LABEL_REQUESTS), "Label requests produced.", registry=reg)
-        self._labels = Counter(_name(Metric.LABELS), "Labels consumed, by status.", ["status"], registry=reg)
-        self._dead_letters = Counter(
-            _name(Metric.DEAD_LETTERS), "Messages dead-lettered, by reason.", ["reason"], registry=reg
-        )
-        self._threshold = Gauge(_name(Metric.THRESHOLD), "The policy's current threshold.", registry=reg)
-        self._budget_target = Gauge(
-            _name(Metric.BUDGET_TARGET), "Target fraction of events to ask labels for.", registry=reg
-        )
-        self._budget_spent = Gauge(
-            _name(Metric.BUDGET_SPENT), "Windowed fraction of recent events asked.", registry=reg
-        )
-        self._pending = Gauge(_name(Metric.PENDING), "Label requests waiting for their label.", registry=reg)
-        self._expired = Counter(
-            _name(Metric.PENDING_EXPIRED),
-            "Label requests that got no label, by reason.",
-            ["reason"],
-            registry=reg,
-        )
-        self._delay = Histogram(
-            _name(Metric.LABEL_DELAY),
-            "Time from asking to learning a label.",
-            buckets=_DELAY_BUCKETS,
-            registry=reg,
-        )
-        self._processing = Histogram(
-            _name(Metric.PROCESSING_DURATION),
-            "Time to decide on one event (score and policy).",
-            buckets=_PROCESSING_BUCKETS,
-            registry=reg,
-        )
-        self._batch = Histogram(
-            _name(Metric.BATCH_DURATION),
-            "Time to handle one polled batch, flush and commit included.",
-            buckets=_BATCH_BUCKETS,
-            registry=reg,
-        )
-        self._lag = Gauge(
-            _name(Metric.CONSUMER_LAG),
-            "Messages behind, per assigned partition.",
-            ["topic", "partition"],
-            registry=reg,
-        )
-        self._accuracy = Gauge(
-            _name(Metric.PREQUENTIAL_ACCURACY),
-            'Accuracy of predictions on the unbiased sample (labels asked with reason "random").',
-            registry=reg,
-        )
-        self._asked_labels = Counter(
-            _name(Metric.ASKED_LABELS), "Learned labels by class (class balance).", ["label"], registry=reg
-        )
-        self._checkpoint_age = Gauge(
-            _name(Metric.CHECKPOINT_AGE), "Seconds since the last checkpoint was saved.", registry=reg
-        )
-        self._checkpoint_ts = Gauge(
-            _name(Metric.CHECKPOINT_TIMESTAMP), "Unix time of the last checkpoint saved.", registry=reg
-        )
-        self._build_info = Gauge(
-            _name(Metric.BUILD_INFO),
-            "Always 1; the labels describe the running build.",
-            ["version", "model", "measure", "policy"],
-            registry=reg,
-        )
-        self._up = Gauge(_name(Metric.UP), "1 while the service loop runs.", registry=reg)
-        self._stopping = Gauge(
-            _name(Metric.STOPPING_SIGNAL),
-            "1 when a stopping criterion says more labels no longer help, by criterion.",
-            ["criterion"],
-            registry=reg,
-        )
-        self._paused = Gauge(
-            _name(Metric.LABEL_REQUESTS_PAUSED),
-            "1 while label requests are paused (stop_on_plateau) or capped (max_labels).",
-            registry=reg,
-        )
-        self._annotator_labels = Counter(
-            _name(Metric.ANNOTATOR_LABELS),
-            "Labels accepted into a vote, by annotator (the top ones by volume; the rest: other).",
-            ["annotator"],
-            registry=reg,
-        )
-        self._annotator_agreement = Gauge(
-            _name(Metric.ANNOTATOR_AGREEMENT),
-            "Share of an annotator's judged votes that agreed with the others' majority.",
-            ["annotator"],
-            registry=reg,
-        )
-        self._disagreements = Counter(
-            _name(Metric.LABEL_DISAGREEMENTS),
-            "Requests whose annotators did not all give the same label.",
-            registry=reg,
-        )
         self._annotator_series: set[str] = set()
-        self._arm_accuracy = Gauge(
-            _name(Metric.ARM_ACCURACY),
-            "Recent accuracy estimate of each adaptation arm (on the unbiased sample when there is one).",
-            ["arm"],
-            registry=reg,
-        )
-        self._drifts = Counter(
-            _name(Metric.DRIFTS),
-            "Drifts an arm reacted to, by arm and detector.",
-            ["arm", "detector"],
-            registry=reg,
-        )
-        self._labels_since_drift = Gauge(
-            _name(Metric.LABELS_SINCE_DRIFT), "Labeled examples learned since the last drift.", registry=reg
-        )
-        self._last_drift = Gauge(
-            _name(Metric.LAST_DRIFT_TIMESTAMP), "Unix time of the last drift (NaN: none yet).", registry=reg
-        )
-        self._serving_arm = Gauge(
-            _name(Metric.SERVING_ARM),
-            "1 for the arm whose predictions are served, else 0.",
-            ["arm"],
-            registry=reg,
-        )
-        self._champion_switches = Counter(
-            _name(Metric.CHAMPION_SWITCHES), "Times the served arm changed to the other one.", registry=reg
-        )
-        self._label_free_alarms = Counter(
-            _name(Metric.LABEL_FREE_ALARMS),
-            "Changes in the distribution of informativeness scores of all events (no labels needed).",
-            registry=reg,
-        )
         self._switches_seen = 0
-        self._last_drift.set(math.nan)
-        self._accuracy.set(math.nan)
-        self._checkpoint_age.set_function(self._checkpoint_age_s)
-        self._checkpoint_ts.set(math.nan)
+        self._counters: dict[Metric, Counter] = {}
+        self._gauges: dict[Metric, Gauge] = {}
+        self._histograms: dict[Metric, Histogram] = {}
+        for metric in Metric:  # a metric without a spec fails here, in every test that builds Metrics
+            self._register(metric, _SPECS[metric])
+        # NaN until the first drift, the first judged label, the first checkpoint.
+        for metric in (Metric.LAST_DRIFT_TIMESTAMP, Metric.PREQUENTIAL_ACCURACY, Metric.CHECKPOINT_TIMESTAMP):
+            self._gauges[metric].set(math.nan)
+        self._gauges[Metric.CHECKPOINT_AGE].set_function(self._checkpoint_age_s)
         self._initialize_series(dead_letter_reasons)
+
+    def _register(self, metric: Metric, spec: _Spec) -> None:
+        name, reg = _name(metric), self.registry
+        if spec.kind is Counter:
+            self._counters[metric] = Counter(name, spec.help, spec.labels, registry=reg)
+        elif spec.kind is Gauge:
+            self._gauges[metric] = Gauge(name, spec.help, spec.labels, registry=reg)
+        else:
+            self._histograms[metric] = Histogram(
+                name, spec.help, spec.labels, buckets=spec.buckets, registry=reg
+            )
 
     def _initialize_series(self, dead_letter_reasons: Iterable[str]) -> None:
         # Series that exist at 0 from the start make rate() and absent() alerts behave. The children are
         # kept: looking them up by label on every message would cost a lock and a hash per call.
-        self._event_series = {o: self._events.labels(outcome=o) for o in EVENT_OUTCOMES}
-        self._label_series = {s: self._labels.labels(status=s) for s in LABEL_STATUSES}
+        self._event_series = {o: self._counters[Metric.EVENTS].labels(outcome=o) for o in EVENT_OUTCOMES}
+        self._label_series = {s: self._counters[Metric.LABELS].labels(status=s) for s in LABEL_STATUSES}
         for reason in EXPIRY_REASONS:
-            self._expired.labels(reason=reason)
+            self._counters[Metric.PENDING_EXPIRED].labels(reason=reason)
         for reason in dead_letter_reasons:
-            self._dead_letters.labels(reason=reason)
+            self._counters[Metric.DEAD_LETTERS].labels(reason=reason)
         for criterion in STOPPING_CRITERIA:
-            self._stopping.labels(criterion=criterion).set(0)
-        self._annotator_labels.labels(annotator="other")
-        self._annotator_agreement.labels(annotator="other").set(math.nan)
+            self._gauges[Metric.STOPPING_SIGNAL].labels(criterion=criterion).set(0)
+        self._counters[Metric.ANNOTATOR_LABELS].labels(annotator="other")
+        self._gauges[Metric.ANNOTATOR_AGREEMENT].labels(annotator="other").set(math.nan)
 
     # -- drift ------------------------------------------------------------------------------------------
     def adaptation(self, detector: str) -> None:
         """Create the drift series at 0 for the configured detector (adaptation arms on)."""
         for arm in ARMS:
-            self._arm_accuracy.labels(arm=arm).set(math.nan)
-            self._serving_arm.labels(arm=arm).set(0)
-        self._drifts.labels(arm="active", detector=detector)
+            self._gauges[Metric.ARM_ACCURACY].labels(arm=arm).set(math.nan)
+            self._gauges[Metric.SERVING_ARM].labels(arm=arm).set(0)
+        self._counters[Metric.DRIFTS].labels(arm="active", detector=detector)
 
     def drift(self, detector: str, unix_s: float) -> None:
         """The active arm reacted to a drift its detector reported."""
-        self._drifts.labels(arm="active", detector=detector).inc()
-        self._last_drift.set(unix_s)
+        self._counters[Metric.DRIFTS].labels(arm="active", detector=detector).inc()
+        self._gauges[Metric.LAST_DRIFT_TIMESTAMP].set(unix_s)
 
     def arms(
         self, accuracy: Mapping[str, float | None], serving: str, labels_since_drift: int, switches: int
@@ -296,15 +257,15 @@ class Metrics:
         """The arms' state after a batch; ``switches`` is the running total of champion changes."""
         for arm in ARMS:
             value = accuracy.get(arm)
-            self._arm_accuracy.labels(arm=arm).set(math.nan if value is None else value)
-            self._serving_arm.labels(arm=arm).set(1 if arm == serving else 0)
-        self._labels_since_drift.set(labels_since_drift)
+            self._gauges[Metric.ARM_ACCURACY].labels(arm=arm).set(math.nan if value is None else value)
+            self._gauges[Metric.SERVING_ARM].labels(arm=arm).set(1 if arm == serving else 0)
+        self._gauges[Metric.LABELS_SINCE_DRIFT].set(labels_since_drift)
         if switches > self._switches_seen:  # a restored classifier starts from its own total
-            self._champion_switches.inc(switches - self._switches_seen)
+            self._counters[Metric.CHAMPION_SWITCHES].inc(switches - self._switches_seen)
         self._switches_seen = switches
 
     def label_free_alarm(self) -> None:
-        self._label_free_alarms.inc()
+        self._counters[Metric.LABEL_FREE_ALARMS].inc()
 
     # -- counters ---------------------------------------------------------------------------------------
     def event(self, outcome: str) -> None:
@@ -312,23 +273,23 @@ class Metrics:
         self._event_series[outcome].inc()
 
     def label_request(self) -> None:
-        self._requests.inc()
+        self._counters[Metric.LABEL_REQUESTS].inc()
 
     def label(self, status: str) -> None:
         """Count one label: ``learned``, ``unknown``, ``expired``, ``duplicate`` or ``invalid``."""
         self._label_series[status].inc()
 
     def dead_letter(self, reason: str) -> None:
-        self._dead_letters.labels(reason=reason).inc()
+        self._counters[Metric.DEAD_LETTERS].labels(reason=reason).inc()
 
     def pending_expired(self, reason: str, count: int = 1) -> None:
         if count:
-            self._expired.labels(reason=reason).inc(count)
+            self._counters[Metric.PENDING_EXPIRED].labels(reason=reason).inc(count)
 
     def learned(self, label: object, delay_s: float) -> None:
         """A label was learned ``delay_s`` after it was asked."""
-        self._delay.observe(delay_s)
-        self._asked_labels.labels(label=self._class_label(label)).inc()
+        self._histograms[Metric.LABEL_DELAY].observe(delay_s)
+        self._counters[Metric.ASKED_LABELS].labels(label=self._class_label(label)).inc()
 
     def _class_label(self, label: object) -> str:
         text = str(label)[:_MAX_LABEL_CHARS]
@@ -345,7 +306,7 @@ class Metrics:
 
     def restore_accuracy(self, correct: int, judged: int) -> None:
         self._correct, self._judged = correct, judged
-        self._accuracy.set(correct / judged if judged else math.nan)
+        self._gauges[Metric.PREQUENTIAL_ACCURACY].set(correct / judged if judged else math.nan)
 
     @property
     def accuracy_counts(self) -> tuple[int, int]:
@@ -354,70 +315,72 @@ class Metrics:
 
     # -- durations --------------------------------------------------------------------------------------
     def processing(self, seconds: float) -> None:
-        self._processing.observe(seconds)
+        self._histograms[Metric.PROCESSING_DURATION].observe(seconds)
 
     def batch(self, seconds: float) -> None:
-        self._batch.observe(seconds)
+        self._histograms[Metric.BATCH_DURATION].observe(seconds)
 
     # -- gauges -----------------------------------------------------------------------------------------
     def policy_state(self, threshold: float, target: float, spent: float) -> None:
-        self._threshold.set(threshold)
-        self._budget_target.set(target)
-        self._budget_spent.set(spent)
+        self._gauges[Metric.THRESHOLD].set(threshold)
+        self._gauges[Metric.BUDGET_TARGET].set(target)
+        self._gauges[Metric.BUDGET_SPENT].set(spent)
 
     def pending(self, size: int) -> None:
-        self._pending.set(size)
+        self._gauges[Metric.PENDING].set(size)
 
     def lag(self, lags: Mapping[TopicPartition, int]) -> None:
         """Set the lag of exactly these partitions; series of partitions not given any more are removed."""
         for tp in self._lag_partitions - lags.keys():
-            self._lag.remove(tp.topic, str(tp.partition))
+            self._gauges[Metric.CONSUMER_LAG].remove(tp.topic, str(tp.partition))
         for tp, lag in lags.items():
-            self._lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+            self._gauges[Metric.CONSUMER_LAG].labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
         self._lag_partitions = set(lags)
 
     def forget_partitions(self, partitions: Iterable[TopicPartition]) -> None:
         """Remove the lag series of revoked partitions."""
         gone = self._lag_partitions & set(partitions)
         for tp in gone:
-            self._lag.remove(tp.topic, str(tp.partition))
+            self._gauges[Metric.CONSUMER_LAG].remove(tp.topic, str(tp.partition))
         self._lag_partitions -= gone
 
     def checkpoint_saved(self, unix_s: float) -> None:
         self._last_checkpoint_s = unix_s
-        self._checkpoint_ts.set(unix_s)
+        self._gauges[Metric.CHECKPOINT_TIMESTAMP].set(unix_s)
 
     def _checkpoint_age_s(self) -> float:
         return math.nan if self._last_checkpoint_s is None else self._clock() - self._last_checkpoint_s
 
     def build_info(self, version: str, model: str, measure: str, policy: str) -> None:
-        self._build_info.labels(version=version, model=model, measure=measure, policy=policy).set(1)
+        self._gauges[Metric.BUILD_INFO].labels(
+            version=version, model=model, measure=measure, policy=policy
+        ).set(1)
 
     def up(self, running: bool) -> None:
-        self._up.set(1 if running else 0)
+        self._gauges[Metric.UP].set(1 if running else 0)
 
     # -- stopping criteria and annotators ----------------------------------------------------------------
     def stopping(self, signals: Mapping[str, bool], paused: bool) -> None:
         """Set each criterion's 0/1 signal (criteria from ``STOPPING_CRITERIA``) and the pause gauge."""
         for criterion, on in signals.items():
-            self._stopping.labels(criterion=criterion).set(1 if on else 0)
-        self._paused.set(1 if paused else 0)
+            self._gauges[Metric.STOPPING_SIGNAL].labels(criterion=criterion).set(1 if on else 0)
+        self._gauges[Metric.LABEL_REQUESTS_PAUSED].set(1 if paused else 0)
 
     def annotator_label(self, series: str) -> None:
         """Count one vote; ``series`` is the annotator's bounded metric label (a name or ``other``)."""
-        self._annotator_labels.labels(annotator=series[:_MAX_LABEL_CHARS]).inc()
+        self._counters[Metric.ANNOTATOR_LABELS].labels(annotator=series[:_MAX_LABEL_CHARS]).inc()
 
     def annotator_agreement(self, ratios: Mapping[str, float]) -> None:
         """Set the agreement of exactly these series (at most ``MAX_ANNOTATOR_SERIES`` + ``other``)."""
         ratios = {name[:_MAX_LABEL_CHARS]: ratio for name, ratio in ratios.items()}
         for gone in self._annotator_series - ratios.keys():
-            self._annotator_agreement.remove(gone)
+            self._gauges[Metric.ANNOTATOR_AGREEMENT].remove(gone)
         for name, ratio in ratios.items():
-            self._annotator_agreement.labels(annotator=name).set(ratio)
+            self._gauges[Metric.ANNOTATOR_AGREEMENT].labels(annotator=name).set(ratio)
         self._annotator_series = set(ratios)
 
     def disagreement(self) -> None:
-        self._disagreements.inc()
+        self._counters[Metric.LABEL_DISAGREEMENTS].inc()
 
     # -- exposition -------------------------------------------------------------------------------------
     def render(self) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.error
 import urllib.request
 
@@ -53,6 +54,14 @@ def test_metric_names_are_listed_once_and_exported():
     for name in METRIC_NAMES:
         assert name.startswith("activestream_")
         assert f"# TYPE {name} " in exported, name
+
+
+def test_counters_are_exactly_the_total_names():
+    # Prometheus naming: a counter's name ends in _total, and nothing else's does.
+    exported = Metrics().render().decode()
+    for name in METRIC_NAMES:
+        kind = "counter" if name.endswith("_total") else "(gauge|histogram)"
+        assert re.search(rf"^# TYPE {name} {kind}$", exported, re.MULTILINE), name
 
 
 def test_counters_start_at_zero_for_every_fixed_label():
