@@ -34,6 +34,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from activestream.stopping import CRITERIA
 from activestream.transport.base import TopicPartition
 
 __all__ = [
@@ -94,7 +95,7 @@ EXPIRY_REASONS: Final = ("ttl", "evicted")
 MAX_LABEL_CLASSES: Final = 50
 #: Annotators (the top ones by volume) with their own ``annotator_*`` series; the rest are ``other``.
 MAX_ANNOTATOR_SERIES: Final = 20
-STOPPING_CRITERIA: Final = ("plateau", "stable_predictions", "max_labels")
+STOPPING_CRITERIA: Final = CRITERIA
 ARMS: Final = ("active", "passive")
 _MAX_LABEL_CHARS: Final = 64
 

@@ -61,6 +61,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Hashable
 from typing import Final
 
+from activestream.decide.policies import RANDOM
 from activestream.types import Features
 
 __all__ = ["CRITERIA", "MAX_LABELS", "PLATEAU", "STABLE_PREDICTIONS", "StoppingMonitor", "cohen_kappa"]
@@ -70,7 +71,6 @@ STABLE_PREDICTIONS: Final = "stable_predictions"
 MAX_LABELS: Final = "max_labels"
 #: Every criterion (a metric label: the set is small and fixed).
 CRITERIA: Final = (PLATEAU, STABLE_PREDICTIONS, MAX_LABELS)
-_RANDOM: Final = "random"
 
 
 def cohen_kappa(a: list[Hashable], b: list[Hashable]) -> float:
@@ -268,7 +268,7 @@ class StoppingMonitor:
         """Whether a request the policy decided with this ``reason`` may go out."""
         if self.exhausted:
             return False
-        return self.paused_by is None or reason == _RANDOM
+        return self.paused_by is None or reason == RANDOM
 
     # -- internals --------------------------------------------------------------------------------------
     def _plateau(self) -> bool:

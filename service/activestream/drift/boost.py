@@ -45,10 +45,9 @@ import random
 
 from activestream.decide.base import Policy, Verdict
 from activestream.decide.budget import WindowedBudget
+from activestream.decide.policies import RANDOM
 
 __all__ = ["BudgetBoost"]
-
-_RANDOM = "random"  # the Verdict reason of an ask decided by a draw that ignores the score
 
 
 class BudgetBoost(Policy):
@@ -143,7 +142,7 @@ class BudgetBoost(Policy):
             # random are a uniform sample of the stream (drawing only among the events the base policy
             # turned down would sample the easy ones).
             if self._rng.random() < self.extra_rate:
-                verdict = Verdict(True, verdict.threshold, _RANDOM)
+                verdict = Verdict(True, verdict.threshold, RANDOM)
         self._estimator.record(verdict.ask)
         return verdict
 
