@@ -1,0 +1,176 @@
+"""The peers of ``field.py`` behind one interface, and the prequential loop for learners that decide late.
+
+Two shapes of stream active learner are compared:
+
+- river's contract, ``predict_one(x) -> (y_pred, ask)`` then ``learn_one(x, y)`` for the asked events —
+  activestream, random sampling, river's ``EntropySampler``, scikit-activeml's strategies (through
+  ``label_efficiency.SkactivemlStreamLearner``) and the fully supervised ceiling. They run in
+  ``activestream.evaluate.prequential``;
+- MOA's ``ALUncertainty``, which decides whether to use a label inside ``trainOnInstance``, with the label
+  in hand: ``predict_one(x) -> y_pred`` then ``offer_one(x, y) -> used``. ``prequential_offer`` runs it
+  with the same test-then-train protocol, accuracy, kappa and curve as ``prequential``; with a label
+  delay the offer (hence MOA's decision) happens when the label would arrive, ``delay`` events later.
+
+Capymoa and scikit-activeml are imported lazily: only the workers that run their peers start a JVM.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from river import metrics
+
+from activestream.evaluate import CurvePoint, PrequentialResult
+
+#: MOA's ALUncertainty strategies compared (``-d``); FixedUncertainty has no budget control of its own.
+MOA_STRATEGIES = ("VarUncertainty", "RandVarUncertainty", "SelSampling")
+#: MOA's nearest base learner to each of ours; MOA has no logistic regression, so ``logreg`` has none.
+MOA_BASE = {
+    "gnb": "bayes.NaiveBayes",
+    # Same grace period as activestream.models' river HAT (MOA's default is 200).
+    "hat": "(trees.HoeffdingAdaptiveTree -g 50)",
+}
+
+
+class Supervised:
+    """The fully supervised ceiling: asks for every label.
+
+    >>> from river import naive_bayes
+    >>> s = Supervised(naive_bayes.GaussianNB())
+    >>> s.learn_one({"a": 1.0}, True)
+    >>> s.predict_one({"a": 1.0})
+    (True, True)
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict_one(self, x: dict[str, Any]) -> tuple[Any, bool]:
+        return self.model.predict_one(x), True
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        self.model.learn_one(x, y)
+
+
+class RiverActive:
+    """A river active learner that asks, and predicts ``None``, while its model knows no class.
+
+    river 0.26's ``ActiveLearningClassifier.predict_one`` returns the empty probability dict itself when
+    the classifier has seen no label yet (HAT and GNB do that; logistic regression always answers), and
+    ``EntropySampler`` never asks about an empty distribution, so it would never start learning.
+
+    >>> from river import active, naive_bayes
+    >>> RiverActive(active.EntropySampler(naive_bayes.GaussianNB(), seed=1)).predict_one({"a": 1.0})
+    (None, True)
+    """
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+
+    def predict_one(self, x: dict[str, Any]) -> tuple[Any, bool]:
+        y_pred, ask = self.learner.predict_one(x)
+        if isinstance(y_pred, dict):
+            # No probabilities yet: the entropy of an empty distribution is 0, so the sampler would
+            # never ask and never learn. Ask, as activestream's measures do at a cold start.
+            return None, True
+        return y_pred, ask
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        self.learner.learn_one(x, y)
+
+
+class MoaUncertainty:
+    """MOA's ``ALUncertainty`` (Žliobaitė et al. 2014, MOA's own implementation) through capymoa.
+
+    The Java learner is built, configured with ``setViaCLIString``, ``prepareForUse()``-d and only then
+    wrapped in capymoa's ``MOAClassifier`` (passing it unprepared raises a NullPointerException in
+    capymoa 0.15.1). Whether a label was used is read from the learner's public ``costLabeling`` count.
+    """
+
+    def __init__(
+        self,
+        strategy: str,
+        base: str,
+        budget: float,
+        classes: Sequence[Any],
+        features: Sequence[str],
+        seed: int,
+    ) -> None:
+        from capymoa.base import MOAClassifier
+        from capymoa.stream import Schema
+        from moa.classifiers.active import ALUncertainty
+
+        if strategy not in MOA_STRATEGIES:
+            raise ValueError(f"unknown MOA strategy {strategy!r}; choose one of {MOA_STRATEGIES}")
+        self.features = list(features)
+        self.index = {c: i for i, c in enumerate(classes)}
+        self.classes = list(classes)
+        self.schema = Schema.from_custom(
+            features=[*self.features, "class_label"],
+            target="class_label",
+            categories={"class_label": [str(i) for i in range(len(self.classes))]},
+            name="field",
+        )
+        learner = ALUncertainty()
+        learner.getOptions().setViaCLIString(f"-l {base} -d {strategy} -b {budget}")
+        learner.prepareForUse()
+        self.java = learner
+        self.classifier = MOAClassifier(learner, schema=self.schema, random_seed=seed)
+
+    def _row(self, x: dict[str, Any]) -> np.ndarray:
+        return np.fromiter((float(x[f]) for f in self.features), float, len(self.features))
+
+    def predict_one(self, x: dict[str, Any]) -> Any:
+        from capymoa.core import Instance
+
+        index = self.classifier.predict(Instance.from_array(self.schema, self._row(x)))
+        return None if index is None else self.classes[int(index)]
+
+    def offer_one(self, x: dict[str, Any], y: Any) -> bool:
+        """Show MOA the labeled event; ``True`` when it used (paid for) the label."""
+        from capymoa.core import LabeledInstance
+
+        before = int(self.java.costLabeling)
+        self.classifier.train(LabeledInstance.from_array(self.schema, self._row(x), self.index[y]))
+        return int(self.java.costLabeling) > before
+
+
+def prequential_offer(
+    learner: MoaUncertainty,
+    stream: Iterable[tuple[dict[str, Any], Any]],
+    delay: int = 0,
+    curve_every: int = 500,
+    window: int = 1000,
+) -> PrequentialResult:
+    """``activestream.evaluate.prequential`` for learners that decide with the label in hand.
+
+    Every event is tested first; its labeled copy is offered ``delay`` events later (at once with no
+    delay), and a used label counts against the budget. Offers still in flight when the stream ends are
+    made after it (they count, and train a model no longer tested), as ``prequential`` counts the labels
+    asked in its last ``delay`` events.
+    """
+    accuracy, kappa = metrics.Accuracy(), metrics.CohenKappa()
+    recent: deque[bool] = deque(maxlen=window)
+    in_flight: deque[tuple[int, dict[str, Any], Any]] = deque()
+    curve: list[CurvePoint] = []
+    n = labels = 0
+    for n, (x, y) in enumerate(stream, start=1):
+        y_pred = learner.predict_one(x)
+        accuracy.update(y, y_pred)
+        kappa.update(y, y_pred)
+        recent.append(y_pred == y)
+        in_flight.append((n + delay, x, y))
+        while in_flight and in_flight[0][0] <= n:
+            _, x_due, y_due = in_flight.popleft()
+            labels += learner.offer_one(x_due, y_due)
+        if n % curve_every == 0:
+            curve.append(CurvePoint(n, labels, accuracy.get(), sum(recent) / len(recent)))
+    while in_flight:
+        _, x_due, y_due = in_flight.popleft()
+        labels += learner.offer_one(x_due, y_due)
+    if n and (not curve or curve[-1].n_events != n):
+        curve.append(CurvePoint(n, labels, accuracy.get(), sum(recent) / len(recent)))
+    return PrequentialResult(n, labels, accuracy.get(), kappa.get(), curve)

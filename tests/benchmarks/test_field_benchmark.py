@@ -1,0 +1,140 @@
+"""``benchmarks/field.py`` on a tiny slice: its plumbing, its failure paths, and one run of every kind of
+peer (ours, scikit-activeml, MOA through capymoa) end to end in a subprocess (the JVM stays out of the
+test process)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import field  # noqa: E402
+import field_peers  # noqa: E402
+import field_report  # noqa: E402
+
+
+def tiny_plan(methods: tuple[str, ...], delays: tuple[int, ...] = (0,)) -> field.Plan:
+    return field.Plan(
+        lengths={"sea_abrupt": 300},
+        learners=("gnb",),
+        budgets=(0.1,),
+        delays=delays,
+        restricted={},
+        cost_us=field.COST_US,
+        methods=methods,
+        entropy_discounts=(1.0, 4.0),
+    )
+
+
+def test_a_slice_runs_in_process_and_reports(tmp_path: Path) -> None:
+    plan = tiny_plan(("activestream default", "random"), delays=(0, 50))
+    records, skipped, wall, load = field.run_plan(plan, seed=1, jobs=1)
+    assert not skipped and wall > 0 and load
+    got = {(r.method, r.delay) for r in records}
+    for method in ("activestream default", "random", field.ENTROPY, field.CEILING):
+        assert {(method, 0), (method, 50)} <= got
+    for r in records:
+        assert r.n_events == 300
+        if r.method == field.CEILING:
+            assert r.labels_used == 300
+    args = argparse.Namespace(quick=True, seed=1, jobs=1, deadline=None, commit="test")
+    field_report.write_outputs(records, skipped, plan, args, wall, load, tmp_path)
+    text = (tmp_path / "field_quick.md").read_text()
+    assert "#### gnb, delay 50, budget 10%" in text and "activestream default" in text
+    with open(tmp_path / "field_quick.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(records)
+    assert (tmp_path / "field_quick_curves.png").stat().st_size > 0
+
+
+def test_every_kind_of_peer_end_to_end(tmp_path: Path) -> None:
+    methods = "activestream default,skal.VariableUncertainty,moa.VarUncertainty"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "field.py"), "--quick", "--jobs", "1"]
+    cmd += ["--streams", "sea_abrupt", "--learners", "gnb", "--n", "300", "--methods", methods]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "service"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [*cmd, "--out", str(tmp_path)], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "field_quick.csv") as f:
+        rows = list(csv.DictReader(f))
+    by_method = {(r["method"], r["delay"]): r for r in rows}
+    for method in methods.split(","):
+        for delay in ("0", "500"):
+            if method.startswith("skal.") and delay == "500":
+                continue  # quick mode runs the slow peers without delay
+            row = by_method[method, delay]
+            assert int(row["n_events"]) == 300
+            assert 0 < float(row["labels_fraction"]) <= 0.25
+    # MOA's ALUncertainty enforces its budget on the running fraction of labels used.
+    assert float(by_method["moa.VarUncertainty", "0"]["labels_fraction"]) <= 0.1 + 1 / 300
+
+
+def test_a_broken_peer_fails_the_run(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(REPO / "benchmarks" / "field.py"), "--quick", "--jobs", "1"]
+    cmd += ["--streams", "sea_abrupt", "--n", "100", "--methods", "no.such.method", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "unknown methods" in done.stderr
+
+
+def test_unknown_streams_and_moa_strategies_are_refused() -> None:
+    args = field.parse_args(["--streams", "nowhere"])
+    with pytest.raises(SystemExit, match="unknown streams"):
+        field.select(field.QUICK, args)
+    with pytest.raises(ValueError, match="unknown MOA strategy"):
+        field_peers.MoaUncertainty("Fixed", "bayes.NaiveBayes", 0.1, (0, 1), ("a",), 1)
+
+
+def test_tasks_past_the_deadline_are_skipped_and_listed() -> None:
+    (task, *_) = field.make_tasks(tiny_plan(("random",)), seed=1, deadline=time.time() - 1)
+    records, skipped = field.run_task(task)
+    assert records == [] and skipped == [(task, run) for run in task.runs]
+
+
+def test_sub_grids_restrict_only_their_methods() -> None:
+    plan = field.FULL
+    runs = [(t, r) for t in field.make_tasks(plan, seed=1) for r in t.runs]
+    pal = {
+        (t.stream, t.learner, t.delay, r.budget) for t, r in runs if r.method == "skal.StreamProbabilisticAL"
+    }
+    assert pal == {(s, "logreg", 0, 0.10) for s in field.STREAMS}
+    default = [(t, r) for t, r in runs if r.method == "activestream default"]
+    assert len(default) == len(field.STREAMS) * len(field.LEARNERS) * len(field.DELAYS) * len(field.BUDGETS)
+    moa = {t.learner for t, r in runs if r.method.startswith("moa.")}
+    assert moa == {"hat", "gnb"}  # MOA has no logistic regression
+
+
+class Echo:
+    """Predicts the last label it was offered; uses every second label offered."""
+
+    def __init__(self) -> None:
+        self.offers: list[int] = []
+        self.last = None
+
+    def predict_one(self, x: dict) -> object:
+        return self.last
+
+    def offer_one(self, x: dict, y: object) -> bool:
+        self.offers.append(x["i"])
+        self.last = y
+        return len(self.offers) % 2 == 1
+
+
+def test_offers_arrive_delay_events_later_and_all_count() -> None:
+    learner = Echo()
+    stream = [({"i": i}, i % 2 == 0) for i in range(10)]
+    result = field_peers.prequential_offer(learner, stream, delay=3, curve_every=5)
+    assert learner.offers == list(range(10))  # the last 3 offered after the stream ends
+    assert result.n_events == 10 and result.labels_used == 5
+    assert [p.n_events for p in result.curve] == [5, 10]
