@@ -1,4 +1,5 @@
-"""Wiring for ``activestream run``: the Kafka transport, the HTTP server, signals and JSON logs.
+"""Wiring for ``activestream run``: the Kafka transport (``ACTIVESTREAM_TRANSPORT``), the HTTP server,
+signals and JSON logs.
 
 Everything here is glue; the behaviour lives in ``service`` (the loop) and the pure core.
 """
@@ -67,15 +68,22 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def build_service(settings: Settings) -> Service:
-    """A ``Service`` on the Kafka transport (imported here: tests of the loop never load kafka-python)."""
-    from activestream.transport.kafka import KafkaAdminAdapter, KafkaConsumerAdapter, KafkaProducerAdapter
-
-    return Service(
-        settings,
-        KafkaConsumerAdapter.from_settings(settings),
-        KafkaProducerAdapter.from_settings(settings),
-        KafkaAdminAdapter.from_settings(settings),
+    """A ``Service`` on the transport ``settings.transport`` names (``transport.factory``; imported here:
+    tests of the loop never load a Kafka client)."""
+    from activestream.transport.factory import (
+        admin_from_settings,
+        consumer_from_settings,
+        producer_from_settings,
     )
+
+    admin = admin_from_settings(settings)  # first: a missing client package fails before any connection
+    consumer = consumer_from_settings(settings)
+    try:
+        producer = producer_from_settings(settings)
+    except BaseException:
+        consumer.close()
+        raise
+    return Service(settings, consumer, producer, admin)
 
 
 def _install_signal_handlers(service: Service) -> None:

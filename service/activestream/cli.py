@@ -119,10 +119,10 @@ def _labeled_pairs(args: argparse.Namespace):
 
 def _replay(args: argparse.Namespace) -> int:
     from activestream.demo.replay import replay
-    from activestream.transport.kafka import KafkaProducerAdapter
+    from activestream.transport.factory import producer_from_settings
 
     settings = load_settings()
-    producer = KafkaProducerAdapter.from_settings(settings)
+    producer = producer_from_settings(settings)
     try:
         sent = replay(producer, settings.events_topic, _labeled_pairs(args), {}, rate_per_s=args.rate)
     finally:
@@ -135,14 +135,14 @@ def _annotate(args: argparse.Namespace) -> int:
     import signal
 
     from activestream.demo.annotator import SimulatedAnnotator, run_annotator
-    from activestream.transport.kafka import KafkaConsumerAdapter, KafkaProducerAdapter
+    from activestream.transport.factory import consumer_from_settings, producer_from_settings
 
     settings = load_settings()
     truth = {event.id: y for event, y in _labeled_pairs(args)}
     annotator = SimulatedAnnotator(truth, args.label_delay, args.error_rate, seed=args.seed)
-    consumer = KafkaConsumerAdapter.from_settings(settings, group_id=f"{settings.group_id}-annotator")
+    consumer = consumer_from_settings(settings, group_id=f"{settings.group_id}-annotator")
     consumer.subscribe([settings.requests_topic])
-    producer = KafkaProducerAdapter.from_settings(settings)
+    producer = producer_from_settings(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -157,14 +157,14 @@ def _annotate(args: argparse.Namespace) -> int:
 
 def _post_label(args: argparse.Namespace) -> int:
     from activestream.messages import Label, to_json
-    from activestream.transport.kafka import KafkaProducerAdapter
+    from activestream.transport.factory import producer_from_settings
 
     label = _scalar(args.label)
     if isinstance(label, float):
         print("error: labels are strings, integers or booleans, not floats", file=sys.stderr)
         return 2
     settings = load_settings()
-    producer = KafkaProducerAdapter.from_settings(settings)
+    producer = producer_from_settings(settings)
     try:
         message = Label(event_id=args.event_id, label=label, annotator=args.annotator)
         producer.produce(settings.labels_topic, to_json(message), key=args.event_id.encode())

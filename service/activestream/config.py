@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         "discards (chosen by a hash of the event id and the seed).",
     )
     create_topics: bool = Field(True, description="Create missing topics at start (1 partition each).")
+    transport: Literal["kafka-python", "confluent"] = Field(
+        "kafka-python",
+        description="Kafka client: `kafka-python` (pure Python) or `confluent` (librdkafka, several times "
+        "the consume rate; needs `pip install 'activestream[fast]'`). Same semantics either way.",
+    )
     # Learning
     model: str = Field("logreg", description="Base classifier (see `activestream.models.MODELS`).")
     measure: str = Field("margin", description="Informativeness measure (see `activestream.score`).")

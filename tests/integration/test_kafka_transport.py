@@ -1,4 +1,6 @@
-"""The kafka-python adapters against a real broker (the embedded Tansu).
+"""The transport adapters against a real broker (the embedded Tansu): every test runs on both transports,
+kafka-python (``transport.kafka``) and confluent-kafka (``transport.confluent``), through the ``kit``
+fixture; the contract is the same, so are the tests.
 
 Group joins take about half the session timeout on Tansu, so every consumer here costs ~3 s; the tests
 share consumers where they can. Nothing here is Tansu-specific: the same tests hold on Apache Kafka.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import pytest
 from kafka import KafkaAdminClient
@@ -24,22 +27,47 @@ pytestmark = pytest.mark.broker
 GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 
-def make_consumer(broker: EmbeddedBroker, group: str, **options) -> KafkaConsumerAdapter:
-    return KafkaConsumerAdapter(
-        bootstrap_servers=broker.bootstrap_servers, group_id=group, **{**GROUP, **options}
+class Kit(NamedTuple):
+    """One transport's adapter classes."""
+
+    name: str
+    Consumer: Any
+    Producer: Any
+    Admin: Any
+
+
+def _confluent_kit() -> Kit:
+    from activestream.transport.confluent import (
+        ConfluentAdminAdapter,
+        ConfluentConsumerAdapter,
+        ConfluentProducerAdapter,
     )
 
+    return Kit("confluent", ConfluentConsumerAdapter, ConfluentProducerAdapter, ConfluentAdminAdapter)
 
-def make_topic(broker: EmbeddedBroker, topic: str, partitions: int = 1) -> None:
-    admin = KafkaAdminAdapter(bootstrap_servers=broker.bootstrap_servers)
+
+@pytest.fixture(params=["kafka-python", "confluent"])
+def kit(request: pytest.FixtureRequest) -> Kit:
+    if request.param == "kafka-python":
+        return Kit("kafka-python", KafkaConsumerAdapter, KafkaProducerAdapter, KafkaAdminAdapter)
+    pytest.importorskip("confluent_kafka", reason="pip install 'activestream[fast]'")
+    return _confluent_kit()
+
+
+def make_consumer(kit: Kit, broker: EmbeddedBroker, group: str, **options) -> Any:
+    return kit.Consumer(bootstrap_servers=broker.bootstrap_servers, group_id=group, **{**GROUP, **options})
+
+
+def make_topic(kit: Kit, broker: EmbeddedBroker, topic: str, partitions: int = 1) -> None:
+    admin = kit.Admin(bootstrap_servers=broker.bootstrap_servers)
     try:
         admin.ensure_topics([topic], partitions=partitions)
     finally:
         admin.close()
 
 
-def produce(broker: EmbeddedBroker, topic: str, values: list[bytes], **record) -> None:
-    producer = KafkaProducerAdapter(bootstrap_servers=broker.bootstrap_servers)
+def produce(kit: Kit, broker: EmbeddedBroker, topic: str, values: list[bytes], **record) -> None:
+    producer = kit.Producer(bootstrap_servers=broker.bootstrap_servers)
     try:
         for value in values:
             producer.produce(topic, value, **record)
@@ -48,7 +76,7 @@ def produce(broker: EmbeddedBroker, topic: str, values: list[bytes], **record) -
         producer.close()
 
 
-def poll_until(consumer: KafkaConsumerAdapter, count: int, timeout_s: float = 20.0, **kw) -> list[Message]:
+def poll_until(consumer: Any, count: int, timeout_s: float = 20.0, **kw) -> list[Message]:
     got: list[Message] = []
     deadline = time.monotonic() + timeout_s
     while len(got) < count and time.monotonic() < deadline:
@@ -65,7 +93,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def poll_while(consumer: KafkaConsumerAdapter, waiting: Callable[[], bool], timeout_s: float) -> bool:
+def poll_while(consumer: Any, waiting: Callable[[], bool], timeout_s: float) -> bool:
     """Poll back to back (a join that completes between two polls is thrown away by kafka-python 3.0.12
     and sent again) until ``waiting()`` turns false; False on timeout."""
     deadline = time.monotonic() + timeout_s
@@ -76,11 +104,12 @@ def poll_while(consumer: KafkaConsumerAdapter, waiting: Callable[[], bool], time
     return True
 
 
-def test_roundtrip_with_headers_then_explicit_commit_and_resume(broker, unique_name):
+def test_roundtrip_with_headers_then_explicit_commit_and_resume(kit, broker, unique_name):
     topic, group = unique_name("roundtrip"), unique_name("g")
-    make_topic(broker, topic)
-    producer = KafkaProducerAdapter(bootstrap_servers=broker.bootstrap_servers)
-    assert producer._producer.config["enable_idempotence"] is True  # accepted, not silently disabled
+    make_topic(kit, broker, topic)
+    producer = kit.Producer(bootstrap_servers=broker.bootstrap_servers)
+    if kit.name == "kafka-python":
+        assert producer._producer.config["enable_idempotence"] is True  # accepted, not silently disabled
     for i in range(5):
         producer.produce(
             topic, b"value-%d" % i, key=b"key-%d" % i, headers=[("trace", b"t%d" % i), ("n", b"")]
@@ -90,7 +119,7 @@ def test_roundtrip_with_headers_then_explicit_commit_and_resume(broker, unique_n
 
     tp = TopicPartition(topic, 0)
     assigned: list[set[TopicPartition]] = []
-    first = make_consumer(broker, group)
+    first = make_consumer(kit, broker, group)
     first.subscribe([topic], on_assign=assigned.append)
     got = poll_until(first, 5)
     assert assigned == [{tp}]
@@ -104,19 +133,19 @@ def test_roundtrip_with_headers_then_explicit_commit_and_resume(broker, unique_n
     assert first.committed(tp) == 3
     first.close()
 
-    second = make_consumer(broker, group)
+    second = make_consumer(kit, broker, group)
     second.subscribe([topic])
     assert [m.offset for m in poll_until(second, 2)] == [3, 4]
     assert second.poll(0.5, 100) == []
     second.close()
 
 
-def test_seek_lag_and_a_failing_callback(broker, unique_name):
+def test_seek_lag_and_a_failing_callback(kit, broker, unique_name):
     topic = unique_name("seek")
-    make_topic(broker, topic)
-    produce(broker, topic, [b"%d" % i for i in range(10)])  # one record batch
+    make_topic(kit, broker, topic)
+    produce(kit, broker, topic, [b"%d" % i for i in range(10)])  # one record batch
     tp = TopicPartition(topic, 0)
-    consumer = make_consumer(broker, unique_name("g"))
+    consumer = make_consumer(kit, broker, unique_name("g"))
     failed: list[set[TopicPartition]] = []
 
     def on_assign(tps: set[TopicPartition]) -> None:
@@ -147,9 +176,11 @@ def test_seek_lag_and_a_failing_callback(broker, unique_name):
 class Member(threading.Thread):
     """A consumer-group member polling on its own thread, as the service does."""
 
-    def __init__(self, name: str, broker: EmbeddedBroker, group: str, topic: str, log: list) -> None:
+    def __init__(
+        self, kit: Kit, name: str, broker: EmbeddedBroker, group: str, topic: str, log: list
+    ) -> None:
         super().__init__(name=name, daemon=True)
-        self.consumer = make_consumer(broker, group, client_id=name)
+        self.consumer = make_consumer(kit, broker, group, client_id=name)
         self.topic, self.log, self.error = topic, log, None
         self.stop = threading.Event()
 
@@ -183,15 +214,15 @@ class Member(threading.Thread):
         assert not self.is_alive() and self.error is None, self.error
 
 
-def test_rebalance_callbacks_on_join_second_member_and_close(broker, unique_name):
+def test_rebalance_callbacks_on_join_second_member_and_close(kit, broker, unique_name):
     topic, group = unique_name("rebalance"), unique_name("g")
-    make_topic(broker, topic, partitions=2)
+    make_topic(kit, broker, topic, partitions=2)
     both = {TopicPartition(topic, 0), TopicPartition(topic, 1)}
     log: list = []
-    a = Member("a", broker, group, topic, log)
+    a = Member(kit, "a", broker, group, topic, log)
     a.start()
     assert wait_for(lambda: a.holds() == both, 20), log
-    b = Member("b", broker, group, topic, log)
+    b = Member(kit, "b", broker, group, topic, log)
     b.start()
     assert wait_for(lambda: len(a.holds()) == 1 and len(b.holds()) == 1, 30), log
     a_final = a.holds()
@@ -209,11 +240,13 @@ def test_rebalance_callbacks_on_join_second_member_and_close(broker, unique_name
     assert any(kind == "revoke" for _, kind, _ in b_events)  # on rebalance or close
 
 
-def test_partitions_lost_after_missing_the_poll_deadline(broker, unique_name):
+def test_partitions_lost_after_missing_the_poll_deadline(kit, broker, unique_name):
     topic = unique_name("lost")
-    make_topic(broker, topic)
+    make_topic(kit, broker, topic)
     events: list = []
-    consumer = make_consumer(broker, unique_name("g"), max_poll_interval_ms=2000)
+    # librdkafka refuses a poll interval below the session timeout: shorten both there.
+    timeouts = {"session_timeout_ms": 2000} if kit.name == "confluent" else {}
+    consumer = make_consumer(kit, broker, unique_name("g"), max_poll_interval_ms=2000, **timeouts)
     consumer.subscribe(
         [topic],
         on_assign=lambda tps: events.append(("assign", tps)),
@@ -221,15 +254,15 @@ def test_partitions_lost_after_missing_the_poll_deadline(broker, unique_name):
         on_lost=lambda tps: events.append(("lost", tps)),
     )
     assert poll_while(consumer, lambda: not consumer.assignment(), 20)
-    time.sleep(3)  # no poll for longer than max_poll_interval_ms: kafka-python leaves the group
+    time.sleep(3)  # no poll for longer than max_poll_interval_ms: the client leaves the group
     assert poll_while(consumer, lambda: len(events) < 2, 15), events
     assert events[:2] == [("assign", {TopicPartition(topic, 0)}), ("lost", {TopicPartition(topic, 0)})]
     consumer.close()
 
 
-def test_admin_ensure_topics_is_idempotent(broker, unique_name):
+def test_admin_ensure_topics_is_idempotent(kit, broker, unique_name):
     a, b = unique_name("admin-a"), unique_name("admin-b")
-    admin = KafkaAdminAdapter(bootstrap_servers=broker.bootstrap_servers)
+    admin = kit.Admin(bootstrap_servers=broker.bootstrap_servers)
     assert admin.is_reachable(5.0) is True
     admin.ensure_topics([a], partitions=3)
     admin.ensure_topics([a, b, a], partitions=2)  # a exists: left as it is
@@ -243,39 +276,41 @@ def test_admin_ensure_topics_is_idempotent(broker, unique_name):
     assert described == {a: 3, b: 2}
 
 
-def test_from_settings(broker, unique_name):
+def test_from_settings(kit, broker, unique_name):
     from activestream.config import Settings
 
     settings = Settings(bootstrap_servers=broker.bootstrap_servers, group_id=unique_name("g"), **GROUP)
-    producer = KafkaProducerAdapter.from_settings(settings)
-    assert producer._producer.config["max_request_size"] == settings.max_message_bytes
+    producer = kit.Producer.from_settings(settings)
+    if kit.name == "kafka-python":
+        assert producer._producer.config["max_request_size"] == settings.max_message_bytes
     producer.close()
-    admin = KafkaAdminAdapter.from_settings(settings)
+    admin = kit.Admin.from_settings(settings)
     assert admin.is_reachable(5.0)
     admin.close()
-    consumer = KafkaConsumerAdapter.from_settings(settings)
-    assert consumer._consumer.config["group_id"] == settings.group_id
+    consumer = kit.Consumer.from_settings(settings)
+    if kit.name == "kafka-python":
+        assert consumer._consumer.config["group_id"] == settings.group_id
     with pytest.raises(RuntimeError):
         consumer.poll(0.1, 1)  # before subscribe
     consumer.close()
 
 
-def test_unreachable_bootstrap_raises_broker_unavailable():
+def test_unreachable_bootstrap_raises_broker_unavailable(kit):
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable):
-        KafkaProducerAdapter(bootstrap_servers="127.0.0.1:1", bootstrap_timeout_ms=500)
+        kit.Producer(bootstrap_servers="127.0.0.1:1", bootstrap_timeout_ms=500)
     assert time.monotonic() - started < 5
-    admin = KafkaAdminAdapter(bootstrap_servers="127.0.0.1:1", bootstrap_timeout_ms=500)
+    admin = kit.Admin(bootstrap_servers="127.0.0.1:1", bootstrap_timeout_ms=500)
     assert admin.is_reachable(0.2) is False  # never waits longer than asked
     admin.close()
 
 
-def test_flush_raises_and_broker_unreachable_once_the_broker_is_gone(unique_name):
+def test_flush_raises_and_broker_unreachable_once_the_broker_is_gone(kit, unique_name):
     topic = unique_name("gone")
     with EmbeddedBroker() as private:
-        admin = KafkaAdminAdapter(bootstrap_servers=private.bootstrap_servers, request_timeout_ms=2000)
+        admin = kit.Admin(bootstrap_servers=private.bootstrap_servers, request_timeout_ms=2000)
         admin.ensure_topics([topic])
-        producer = KafkaProducerAdapter(
+        producer = kit.Producer(
             bootstrap_servers=private.bootstrap_servers,
             delivery_timeout_ms=1500,
             request_timeout_ms=1000,

@@ -44,7 +44,7 @@ from activestream.messages import DecisionRecord
 from activestream.metrics import Metric
 from activestream.models import make_model
 from activestream.transport.base import Consumer
-from activestream.transport.kafka import KafkaConsumerAdapter, KafkaProducerAdapter
+from activestream.transport.factory import consumer_from_settings, producer_from_settings
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo"]
 
@@ -142,8 +142,8 @@ def _settings(options: DemoOptions, bootstrap: str) -> Settings:
     )
 
 
-def _consumer(settings: Settings, group: str, topic: str) -> KafkaConsumerAdapter:
-    consumer = KafkaConsumerAdapter.from_settings(settings, group_id=group, client_id=group)
+def _consumer(settings: Settings, group: str, topic: str) -> Consumer:
+    consumer = consumer_from_settings(settings, group_id=group, client_id=group)
     consumer.subscribe([topic])
     return consumer
 
@@ -188,7 +188,7 @@ def run_demo(options: DemoOptions = DemoOptions(), out: TextIO = sys.stdout) -> 
         print(f"broker {broker.bootstrap_servers} | metrics http://127.0.0.1:{server.port}/metrics", file=out)
         auditor = _Auditor(truth, options.window)
         annotator = SimulatedAnnotator(truth, options.mean_label_delay_s, seed=options.seed)
-        producer = KafkaProducerAdapter.from_settings(settings)
+        producer = producer_from_settings(settings)
         annotator_ready, auditor_ready = threading.Event(), threading.Event()
         requests_consumer = _consumer(settings, "demo-annotator", settings.requests_topic)
         decisions_consumer = _consumer(settings, "demo-auditor", settings.decisions_topic)

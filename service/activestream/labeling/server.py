@@ -427,12 +427,10 @@ def run_label_ui(
     stop: threading.Event | None = None,
 ) -> None:
     """``activestream label-ui``: serve the page until ``stop`` is set (or SIGINT/SIGTERM from the CLI)."""
-    from activestream.transport.kafka import KafkaConsumerAdapter, KafkaProducerAdapter
+    from activestream.transport.factory import consumer_from_settings, producer_from_settings
 
-    consumer = KafkaConsumerAdapter.from_settings(
-        settings, group_id=group_id or f"{settings.group_id}-label-ui"
-    )
-    producer = KafkaProducerAdapter.from_settings(settings)
+    consumer = consumer_from_settings(settings, group_id=group_id or f"{settings.group_id}-label-ui")
+    producer = producer_from_settings(settings)
     producer_lock = threading.Lock()
 
     def post(label: Label) -> None:
