@@ -58,6 +58,7 @@ from activestream.messages import (
 from activestream.metrics import METRIC_NAMES, Metric
 from activestream.service import Service
 from activestream.transport.base import TopicPartition
+from activestream.transport.factory import admin_from_settings, consumer_from_settings, producer_from_settings
 from activestream.transport.kafka import KafkaAdminAdapter, KafkaConsumerAdapter, KafkaProducerAdapter
 
 pytestmark = pytest.mark.broker
@@ -116,12 +117,13 @@ def create_topics(settings: Settings) -> None:
 def kafka_service(
     settings: Settings, learner: ActiveLearner | None = None, **consumer_options: Any
 ) -> Service:
-    """A ``Service`` on the Kafka adapters (``build_service`` does the same without ``learner``)."""
+    """A ``Service`` on the Kafka adapters of ``settings.transport`` (``build_service`` does the same
+    without ``learner``)."""
     return Service(
         settings,
-        KafkaConsumerAdapter.from_settings(settings, **consumer_options),
-        KafkaProducerAdapter.from_settings(settings),
-        KafkaAdminAdapter.from_settings(settings),
+        consumer_from_settings(settings, **consumer_options),
+        producer_from_settings(settings),
+        admin_from_settings(settings),
         learner=learner,
     )
 
@@ -312,8 +314,16 @@ def recording_learner(budget: float = 0.5) -> ActiveLearner:
 # -- events → requests → labels → learning ---------------------------------------------------------------
 
 
-def test_events_requests_labels_learned_end_to_end(broker, unique_name, tmp_path, services, producer):
-    settings = settings_for(broker, unique_name, tmp_path, budget=0.3)
+#: Both Kafka clients (``ACTIVESTREAM_TRANSPORT``) on the tests that cover the loop's use of the contract:
+#: group join, commits, and seeks from ``on_assign`` after a restart.
+TRANSPORTS = ["kafka-python", "confluent"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_events_requests_labels_learned_end_to_end(
+    broker, unique_name, tmp_path, services, producer, transport
+):
+    settings = settings_for(broker, unique_name, tmp_path, budget=0.3, transport=transport)
     n = 300
     create_topics(settings)
     send_events(producer, settings.events_topic, range(n))
@@ -354,15 +364,21 @@ def test_events_requests_labels_learned_end_to_end(broker, unique_name, tmp_path
 # -- restarts ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_restart_and_crash_resume_from_the_checkpoint_exactly_once(
-    broker, unique_name, tmp_path, services, producer, decide_hook
+    broker, unique_name, tmp_path, services, producer, decide_hook, transport
 ):
     """Run 1 stops mid-stream (checkpoint + commit); run 2 resumes from it, commits more batches and
     crashes mid-batch without a checkpoint; run 3 restores run 1's checkpoint and replays what run 2 did
     (events, asks and labels, including labels read before the event they answer). In the end every
     posted label was learned exactly once."""
     settings = settings_for(
-        broker, unique_name, tmp_path, max_poll_records=20, checkpoint_interval_seconds=3600
+        broker,
+        unique_name,
+        tmp_path,
+        max_poll_records=20,
+        checkpoint_interval_seconds=3600,
+        transport=transport,
     )
     events_tp, labels_tp = TopicPartition(settings.events_topic, 0), TopicPartition(settings.labels_topic, 0)
     create_topics(settings)
