@@ -260,7 +260,14 @@ def _bootstrap(client: Any, timeout_ms: int, action: str) -> None:
     try:
         client.list_topics(timeout=max(0.001, timeout_ms / 1000))
     except KafkaException as exc:
+        _serve_logs(client)
         raise _translate(exc, action) from exc
+
+
+def _serve_logs(client: Any) -> None:
+    """Hand librdkafka's queued log lines and errors to Python logging (they wait for a ``poll``)."""
+    with contextlib.suppress(Exception):
+        client.poll(0)
 
 
 def _ck(tp: TopicPartition, offset: int = _OFFSET_INVALID) -> CkTopicPartition:
@@ -797,6 +804,8 @@ class ConfluentAdminAdapter(Admin):
         except KafkaException as exc:
             log.debug("broker probe failed: %s", exc)
             return False
+        finally:
+            _serve_logs(admin)
 
     def close(self) -> None:
         self._admin = None  # librdkafka's AdminClient has no close(); dropping it releases it
