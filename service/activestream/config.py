@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     # Consumer loop
     poll_timeout_seconds: float = Field(1.0, gt=0.0, description="Longest wait of one poll.")
     max_poll_records: int = Field(500, ge=1, description="Most messages handled per batch.")
+    batch_scoring: Literal["auto", "off"] = Field(
+        "auto",
+        description="`auto`: each run of events between two labels is parsed and scored together "
+        "(vectorised for the `logreg` model and the uncertainty measures; the same decisions as `off`). "
+        "`off`: one event at a time.",
+    )
     session_timeout_ms: int = Field(10_000, ge=1, description="Consumer group session timeout.")
     fetch_max_wait_ms: int = Field(
         50,

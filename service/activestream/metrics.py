@@ -269,9 +269,10 @@ class Metrics:
         self._counters[Metric.LABEL_FREE_ALARMS].inc()
 
     # -- counters ---------------------------------------------------------------------------------------
-    def event(self, outcome: str) -> None:
-        """Count one event: ``asked``, ``discarded`` or ``invalid``."""
-        self._event_series[outcome].inc()
+    def event(self, outcome: str, count: int = 1) -> None:
+        """Count ``count`` events (one by default): ``asked``, ``discarded`` or ``invalid``."""
+        if count:
+            self._event_series[outcome].inc(count)
 
     def label_request(self) -> None:
         self._counters[Metric.LABEL_REQUESTS].inc()

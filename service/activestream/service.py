@@ -42,6 +42,8 @@ from typing import Final
 from activestream import __version__
 from activestream.aggregate import ANONYMOUS, OTHER, LabelAggregator
 from activestream.assembly import drift_watch_for, learner_from_settings
+from activestream.batch_parsing import parse_events
+from activestream.batch_scoring import decide_batch, scores_only
 from activestream.checkpoint import (
     AskJournal,
     CheckpointError,
@@ -52,6 +54,7 @@ from activestream.checkpoint import (
 )
 from activestream.config import Settings
 from activestream.decide.batch import BatchSelector
+from activestream.decide.budget import WindowedBudget
 from activestream.decide.policies import BELOW_THRESHOLD, RANDOM
 from activestream.http import Health
 from activestream.join import Expired, JoinResult, JoinStatus, PendingEntry, PendingStore
@@ -219,6 +222,8 @@ class Service:
                 diversity=settings.batch_diversity,
                 seed=settings.seed,
             )
+        #: Batch mode: the fraction of events picked, as the per-event policies estimate their spending.
+        self.batch_spending = WindowedBudget(settings.budget)
         # Held events by id: their partition, offset, event and scored decision, until their window closes.
         self._held: dict[str, tuple[TopicPartition, int, Event, Decision]] = {}
         self._released: set[TopicPartition] = set()  # partitions of held events decided this batch
@@ -332,10 +337,12 @@ class Service:
         started, now_ms = self._timer(), self._clock_ms()
         self._consistent = False
         self._expire(now_ms)
-        touched: set[TopicPartition] = set()
-        for message in messages:
-            self._handle(message, now_ms)
-            touched.add(message.topic_partition)
+        if self._batch_scoring():
+            self._handle_batch(messages, now_ms)
+        else:
+            for message in messages:
+                self._handle(message, now_ms)
+        touched = {message.topic_partition for message in messages}
         self._tick_window(now_ms)
         touched |= self._released
         self._released = set()
@@ -386,6 +393,10 @@ class Service:
             rejection = self._on_event(message, now_ms)
         else:
             rejection = self._on_label(message, now_ms)
+        self._handled(message, rejection)
+
+    def _handled(self, message: Message, rejection: Rejection | None) -> None:
+        """Dead-letter or count a handled message, and move its partition's position past it."""
         if rejection is None:
             self._guard.record(False)
         else:
@@ -395,6 +406,129 @@ class Service:
         self._dirty = True
         if tp in self._replay_end and message.offset + 1 >= self._replay_end[tp]:
             del self._replay_end[tp]
+
+    # -- batch scoring ----------------------------------------------------------------------------------
+    def _batch_scoring(self) -> bool:
+        """Whether to parse and score runs of events together (``batch_scoring``).
+
+        Not with labels aggregated over several annotators: there, an ask that evicts an entry from a
+        full pending store may learn that entry's votes, so the model could change inside a run.
+        """
+        return self.settings.batch_scoring == "auto" and self.ballots is None
+
+    def _handle_batch(self, messages: Iterable[Message], now_ms: int) -> None:
+        """Handle a poll's messages in order; each run of events between two labels as one batch.
+
+        The model changes only when it learns a label, so within a run it is the same for every event;
+        the policy still decides event by event, in order.
+        """
+        run: list[Message] = []
+        for message in messages:
+            if message.topic == self.settings.events_topic:
+                run.append(message)
+                continue
+            self._on_events(run, now_ms)
+            run = []
+            self._handle(message, now_ms)
+        self._on_events(run, now_ms)
+
+    def _on_events(self, run: list[Message], now_ms: int) -> None:
+        """Parse a run of event messages together, then decide it in segments of distinct event ids.
+
+        A segment ends before an id already in it: whether the second is a duplicate depends on the
+        first one's decision.
+        """
+        s = self.settings
+        parsed = parse_events([m.value for m in run], s.max_message_bytes, s.max_features)
+        start, seen = 0, set()
+        for i, event in enumerate(parsed):
+            if isinstance(event, Event):
+                if event.id in seen:
+                    self._on_segment(run[start:i], parsed[start:i], now_ms)
+                    start, seen = i, set()
+                seen.add(event.id)
+        self._on_segment(run[start:], parsed[start:], now_ms)
+
+    def _on_segment(self, run: list[Message], parsed: list[Event | Rejection], now_ms: int) -> None:
+        """What ``_on_event`` does for each message of the segment, in order, with the scoring batched."""
+        if not run:
+            return
+        duplicates = any(
+            isinstance(e, Event)
+            and e.id not in self._journaled
+            and (self.pending.knows_event(e.id) or e.id in self._held)
+            for e in parsed
+        )
+        may_forget = self.batch is not None or len(self.pending) + len(run) > self.settings.pending_max
+        if duplicates and may_forget:
+            # An earlier event's ask may evict from a full pending store (which then forgets old event ids)
+            # or close a batch window (releasing held ids): the duplicate check must follow each event.
+            for message in run:
+                self._handle(message, now_ms)
+            return
+        # What each event is, in the order _on_event checks it.
+        kinds: list[str] = []
+        to_decide: list[Event] = []
+        for event in parsed:
+            if not isinstance(event, Event):
+                kinds.append("invalid")
+            elif self._journaled.pop(event.id, None) is not None:
+                kinds.append("journaled")
+                to_decide.append(event)
+            elif self.pending.knows_event(event.id) or event.id in self._held:
+                kinds.append("duplicate")
+            else:
+                kinds.append("decide")
+                to_decide.append(event)
+        decisions = iter(self._decide_run(to_decide))
+        outcomes = dict.fromkeys(("asked", "discarded", "invalid"), 0)
+        for message, event, kind in zip(run, parsed, kinds, strict=True):
+            rejection: Rejection | None = None
+            if kind == "invalid":
+                assert isinstance(event, Rejection)
+                rejection = event
+            elif kind == "duplicate":
+                rejection = Rejection(RejectReason.DUPLICATE, "an event with this id was asked about already")
+            else:
+                assert isinstance(event, Event)
+                decision = next(decisions)
+                if isinstance(decision, Rejection):
+                    rejection = decision
+                elif kind == "journaled":
+                    self.stopping.observe(event.features)
+                    outcomes["asked"] += 1
+                elif self.batch is not None:
+                    self._hold(message, event, decision, now_ms)
+                else:
+                    outcomes[self._conclude_decision(event, decision, now_ms, count=False)] += 1
+            if rejection is not None:
+                outcomes["invalid"] += 1
+            self._handled(message, rejection)
+        for outcome, count in outcomes.items():
+            self.metrics.event(outcome, count)
+
+    def _decide_run(self, events: list[Event]) -> list[Decision | Rejection]:
+        """``_decide`` of each event, the scoring done for all of them at once."""
+        if not events:
+            return []
+        started = self._timer()
+        rows = [event.features for event in events]
+        if self.batch is not None:
+            results = scores_only(self.learner, rows)
+        else:
+            results = decide_batch(self.learner, rows, self._observe_score)
+        self.metrics.processing((self._timer() - started) / len(events))  # once per run: the mean
+        decisions: list[Decision | Rejection] = []
+        for result in results:
+            if isinstance(result, Exception):
+                decisions.append(self._model_rejection(result))
+                continue
+            decisions.append(result)
+            if self.batch is not None:
+                self._observe_score(result.score)
+            else:
+                self._threshold = result.threshold
+        return decisions
 
     # -- events -----------------------------------------------------------------------------------------
     def _on_event(self, message: Message, now_ms: int) -> Rejection | None:
@@ -420,8 +554,12 @@ class Service:
             self._conclude_decision(event, decision, now_ms)
         return None
 
-    def _conclude_decision(self, event: Event, decision: Decision, now_ms: int) -> None:
-        """Ask or discard (the stopping criteria may hold an ask back), and record it in the audit trail."""
+    def _conclude_decision(self, event: Event, decision: Decision, now_ms: int, count: bool = True) -> str:
+        """Ask or discard (the stopping criteria may hold an ask back), and record it in the audit trail.
+
+        Returns the outcome, ``"asked"`` or ``"discarded"``; counted in the metrics unless ``count`` is
+        false (the batch path counts a run's outcomes at once).
+        """
         if decision.ask and not self.stopping.allows(decision.reason):
             decision = dataclasses.replace(decision, ask=False, reason=PAUSED)
         s = self.settings
@@ -432,11 +570,12 @@ class Service:
         if decision.ask:
             self._ask(event, decision, now_ms, audit)
             self.stopping.on_ask()
-        else:
-            self.metrics.event("discarded")
-            if audit is not None:
-                self._outbox.append(audit)
+        elif audit is not None:
+            self._outbox.append(audit)
+        if count:
+            self.metrics.event("asked" if decision.ask else "discarded")
         self.stopping.observe(event.features)
+        return "asked" if decision.ask else "discarded"
 
     def _audit_discard(self, event_id: str) -> bool:
         """Whether a discard is in the audit trail's sample: a hash of (seed, event id), so replay-stable."""
@@ -452,17 +591,25 @@ class Service:
             # Batch mode scores only: the window decides (the policy and its budget are not used).
             decision = self._score(event) if self.batch is not None else self.learner.decide(event.features)
         except Exception as error:  # e.g. a feature type the model cannot take: that event, not the loop
-            log.warning("model rejected an event", extra={"error": repr(error)})
-            return Rejection(
-                RejectReason.SCHEMA, f"the model cannot score these features: {type(error).__name__}"
-            )
+            return self._model_rejection(error)
         self.metrics.processing(self._timer() - started)
         if self.batch is None:
             self._threshold = decision.threshold
-        if self.watch.observe_score(decision.score):
-            self.metrics.label_free_alarm()
-            log.info("label-free drift alarm", extra={"score": decision.score})
+        self._observe_score(decision.score)
         return decision
+
+    @staticmethod
+    def _model_rejection(error: Exception) -> Rejection:
+        log.warning("model rejected an event", extra={"error": repr(error)})
+        return Rejection(
+            RejectReason.SCHEMA, f"the model cannot score these features: {type(error).__name__}"
+        )
+
+    def _observe_score(self, score: float) -> None:
+        """Feed a score to the label-free drift signal (it may boost the policy: call between decisions)."""
+        if self.watch.observe_score(score):
+            self.metrics.label_free_alarm()
+            log.info("label-free drift alarm", extra={"score": score})
 
     def _score(self, event: Event) -> Decision:
         """Batch mode: the model's prediction and the measure's score, no ask decision yet."""
@@ -511,6 +658,7 @@ class Service:
             decision = dataclasses.replace(decision, threshold=self.batch.threshold)
             if pick is not None:
                 decision = dataclasses.replace(decision, ask=True, reason=pick.reason)
+            self.batch_spending.record(pick is not None)
             self._conclude_decision(event, decision, now_ms)
             self._released.add(tp)
 
@@ -530,7 +678,6 @@ class Service:
         if entry is not None:  # (evicted at once only with a pending store of size 0, which cannot be)
             self._asks.append(JournaledAsk(entry, records))
         self._outbox.extend(records)
-        self.metrics.event("asked")
         self.metrics.label_request()
 
     def _publish(self) -> None:
@@ -885,9 +1032,8 @@ class Service:
     def _after_batch(self, now_ms: int, started: float) -> None:
         self.metrics.batch(self._timer() - started)
         self.metrics.pending(len(self.pending))
-        self.metrics.policy_state(
-            self._threshold, self.learner.threshold_policy.budget, self.learner.spending
-        )
+        spent = self.learner.spending if self.batch is None else self.batch_spending.spending
+        self.metrics.policy_state(self._threshold, self.learner.threshold_policy.budget, spent)
         arms = self.watch.status()
         if arms is not None:
             accuracy = {"active": arms.accuracy_active, "passive": arms.accuracy_passive}

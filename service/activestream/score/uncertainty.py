@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from typing import Any, ClassVar
+
+import numpy as np
 
 from activestream.score.base import Measure
 from activestream.types import ClassLabel, Features, Proba
@@ -23,10 +26,14 @@ __all__ = [
     "LeastConfidence",
     "Margin",
     "RandomScore",
+    "distributions",
     "entropy",
+    "entropy_many",
     "is_cold_start",
     "least_confidence",
+    "least_confidence_many",
     "margin",
+    "margin_many",
     "normalise",
     "shannon",
 ]
@@ -87,6 +94,12 @@ def is_cold_start(proba: Proba) -> bool:
     return len(proba) < 2 or not normalise(proba)
 
 
+def _distribution(proba: Proba) -> list[float] | None:
+    """The repaired probabilities, or ``None`` on a cold start (the three measures then give ``1.0``)."""
+    p = normalise(proba)
+    return list(p.values()) if len(proba) >= 2 and p else None
+
+
 def least_confidence(proba: Proba) -> float:
     r"""Normalised least confidence: one minus the probability of the predicted class.
 
@@ -109,11 +122,10 @@ def least_confidence(proba: Proba) -> float:
     (1.0, 1.0)
 
     """
-    p = normalise(proba)
-    if len(proba) < 2 or not p:
+    p = _distribution(proba)
+    if p is None:
         return 1.0
-    n_classes = len(p)
-    return _clip(n_classes / (n_classes - 1) * (1.0 - max(p.values())))
+    return _clip(len(p) / (len(p) - 1) * (1.0 - max(p)))
 
 
 def margin(proba: Proba) -> float:
@@ -138,10 +150,10 @@ def margin(proba: Proba) -> float:
     0.0
 
     """
-    p = normalise(proba)
-    if len(proba) < 2 or not p:
+    p = _distribution(proba)
+    if p is None:
         return 1.0
-    first, second = sorted(p.values(), reverse=True)[:2]
+    first, second = sorted(p, reverse=True)[:2]
     return _clip(1.0 - (first - second))
 
 
@@ -167,10 +179,10 @@ def entropy(proba: Proba) -> float:
     1.0
 
     """
-    p = normalise(proba)
-    if len(proba) < 2 or not p:
+    p = _distribution(proba)
+    if p is None:
         return 1.0
-    return _clip(shannon(p.values()) / math.log(len(p)))
+    return _clip(shannon(p) / math.log(len(p)))
 
 
 def shannon(distribution: Any) -> float:
@@ -190,59 +202,141 @@ def _clip(value: float) -> float:
     return min(1.0, max(0.0, value))
 
 
+# -- the same measures over a matrix of probabilities (a batch of events) -------------------------------
+# Bit for bit the per-event functions: the same IEEE operations on each value (numpy's elementwise
+# arithmetic rounds as Python's does), exact sums (``math.fsum`` for more than two classes; one
+# addition is exact for two) and ``math.log``, whose last bit numpy's vectorised log need not share. The
+# decisions of a batch must not differ from the event-by-event path because of the last bit of a score.
+
+
+def distributions(probas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of an ``(n, C)`` matrix repaired as ``normalise`` does, and which rows are cold starts.
+
+    Cold rows (``is_cold_start``: ``C < 2`` or no positive value) come back unchanged.
+
+    >>> p, cold = distributions(np.array([[2.0, 6.0], [0.0, np.nan]]))
+    >>> p[0].tolist(), cold.tolist()
+    ([0.25, 0.75], [False, True])
+    """
+    n, n_classes = probas.shape
+    if n_classes < 2:
+        return probas, np.ones(n, dtype=bool)
+    with np.errstate(invalid="ignore"):  # NaN compares False, quietly
+        clean = np.where((probas > 0.0) & (probas < math.inf), probas, 0.0)
+    peak = clean.max(axis=1)
+    cold = peak <= 0.0
+    scaled = clean / np.where(cold, 1.0, peak)[:, None]
+    if n_classes == 2:
+        total = scaled[:, 0] + scaled[:, 1]
+    else:
+        total = np.fromiter(map(math.fsum, scaled.tolist()), dtype=float, count=n)
+    return np.where(cold[:, None], probas, scaled / np.where(cold, 1.0, total)[:, None]), cold
+
+
+def _clip_many(values: np.ndarray, cold: np.ndarray) -> np.ndarray:
+    return np.where(cold, 1.0, np.minimum(1.0, np.maximum(0.0, values)))
+
+
+def least_confidence_many(probas: np.ndarray) -> np.ndarray:
+    """``least_confidence`` of each row of an ``(n, C)`` matrix of class probabilities.
+
+    >>> least_confidence_many(np.array([[0.8, 0.2], [0.5, 0.5]])).round(6).tolist()
+    [0.4, 1.0]
+    """
+    p, cold = distributions(probas)
+    n_classes = probas.shape[1]
+    if n_classes < 2:
+        return np.ones(len(probas))
+    return _clip_many(n_classes / (n_classes - 1) * (1.0 - p.max(axis=1)), cold)
+
+
+def margin_many(probas: np.ndarray) -> np.ndarray:
+    """``margin`` of each row of an ``(n, C)`` matrix of class probabilities.
+
+    >>> margin_many(np.array([[0.4, 0.3, 0.3]])).round(6).tolist()
+    [0.9]
+    """
+    p, cold = distributions(probas)
+    if probas.shape[1] < 2:
+        return np.ones(len(probas))
+    top = np.sort(p, axis=1)
+    return _clip_many(1.0 - (top[:, -1] - top[:, -2]), cold)
+
+
+def entropy_many(probas: np.ndarray) -> np.ndarray:
+    """``entropy`` of each row of an ``(n, C)`` matrix of class probabilities.
+
+    >>> entropy_many(np.array([[0.25, 0.25, 0.25, 0.25]])).tolist()
+    [1.0]
+    """
+    p, cold = distributions(probas)
+    n, n_classes = probas.shape
+    if n_classes < 2:
+        return np.ones(n)
+    rows = np.where(cold[:, None], 0.0, p).tolist()
+    terms = [[q * math.log(q) if q > 0.0 else 0.0 for q in row] for row in rows]
+    if n_classes == 2:
+        neg = np.array(terms).reshape(n, 2)
+        sums = neg[:, 0] + neg[:, 1]
+    else:
+        sums = np.fromiter(map(math.fsum, terms), dtype=float, count=n)
+    return _clip_many(-sums / math.log(n_classes), cold)
+
+
 class _ProbaMeasure(Measure):
     """A measure that reads only the served model's class probabilities."""
 
 
-class LeastConfidence(_ProbaMeasure):
+class _UncertaintyMeasure(_ProbaMeasure):
+    """One of the three classic uncertainty measures: a function of the class probabilities alone."""
+
+    #: The measure as a function of ``proba``, and its vectorised twin over a matrix of probabilities.
+    function: ClassVar[Callable[[Proba], float]]
+    function_many: ClassVar[Callable[[np.ndarray], np.ndarray]]
+
+    def score(self, x: Features, proba: Proba, model: Any = None) -> float:
+        """The measure of ``proba``; ``x`` and ``model`` are not used."""
+        return type(self).function(proba)
+
+    def score_many(self, probas: np.ndarray) -> np.ndarray:
+        """``score`` of each row of an ``(n, C)`` matrix of class probabilities (see ``distributions``)."""
+        return type(self).function_many(probas)
+
+
+class LeastConfidence(_UncertaintyMeasure):
     """Least-confidence uncertainty sampling, normalised to ``[0, 1]``; see ``least_confidence``.
 
-    Examples
-    --------
     >>> LeastConfidence().score({"x": 1.0}, {"a": 0.8, "b": 0.2})
     0.4
-
     """
 
     name: ClassVar[str] = "least_confidence"
-
-    def score(self, x: Features, proba: Proba, model: Any = None) -> float:
-        """Normalised least confidence of ``proba``; ``x`` and ``model`` are not used."""
-        return least_confidence(proba)
+    function = staticmethod(least_confidence)
+    function_many = staticmethod(least_confidence_many)
 
 
-class Margin(_ProbaMeasure):
+class Margin(_UncertaintyMeasure):
     """Margin uncertainty sampling, ``1 - (p_(1) - p_(2))``; see ``margin``.
 
-    Examples
-    --------
     >>> Margin().score({"x": 1.0}, {"a": 0.8, "b": 0.2})
     0.4
-
     """
 
     name: ClassVar[str] = "margin"
-
-    def score(self, x: Features, proba: Proba, model: Any = None) -> float:
-        """Margin score of ``proba``; ``x`` and ``model`` are not used."""
-        return margin(proba)
+    function = staticmethod(margin)
+    function_many = staticmethod(margin_many)
 
 
-class Entropy(_ProbaMeasure):
+class Entropy(_UncertaintyMeasure):
     """Entropy uncertainty sampling, normalised by ``log C``; see ``entropy``.
 
-    Examples
-    --------
     >>> round(Entropy().score({"x": 1.0}, {"a": 0.8, "b": 0.2}), 4)
     0.7219
-
     """
 
     name: ClassVar[str] = "entropy"
-
-    def score(self, x: Features, proba: Proba, model: Any = None) -> float:
-        """Normalised entropy of ``proba``; ``x`` and ``model`` are not used."""
-        return entropy(proba)
+    function = staticmethod(entropy)
+    function_many = staticmethod(entropy_many)
 
 
 class RandomScore(_ProbaMeasure):

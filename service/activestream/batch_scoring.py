@@ -1,0 +1,320 @@
+"""Batch scoring: class probabilities and informativeness of a whole polled batch of events at once.
+
+The per-event path costs most of its time in river's dict-based pipeline and in the measure's Python
+arithmetic, once per event. Between two labels the model does not change, so a run of events can be
+scored together: its feature matrix (numpy) goes through the model's parameters, read once per run, and
+the measure is computed on the matrix of probabilities. The policy still decides event by event, in
+order (it is sequential and stateful), through its usual ``decide``.
+
+**Invariant**: the decisions, scores and thresholds are those of ``ActiveLearner.decide`` called on each
+event in turn, bit for bit where it is vectorised (the same IEEE operations in the same order;
+``math.exp``/``math.log`` rather than numpy's vectorised ones, whose last bit may differ). What cannot be
+vectorised falls back to the per-event calls, row by row, so any model and measure works:
+
+- models: ``activestream.models``' ``"logreg"`` (the scaled logistic regression pipeline), served
+  directly or by a :class:`~activestream.drift.DriftAdaptiveClassifier`, for events whose features are
+  all numbers (string features go through the one-hot encoder: per event);
+- measures: least confidence, margin and entropy (vectorised); every other measure per event, with the
+  probabilities computed in the batch.
+
+Pure: no I/O; the caller passes whatever should happen after each decision (the drift watch's
+label-free signal, which may boost the policy, so it must run between two decisions).
+
+>>> from river import datasets
+>>> from activestream.learner import make_learner
+>>> stream = list(datasets.synth.SEA(seed=1).take(300))
+>>> one, many = make_learner("logreg", seed=3), make_learner("logreg", seed=3)
+>>> for x, y in stream[:100]:
+...     one.learn_one(x, y); many.learn_one(x, y)
+>>> rows = [x for x, _ in stream[100:]]
+>>> by_event = [one.decide(x) for x in rows]
+>>> by_batch = decide_batch(many, rows)
+>>> by_batch == by_event
+True
+>>> vectorisable(many.classifier)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from river import base, compose, linear_model, optim, preprocessing
+
+from activestream.decide.policies import BELOW_THRESHOLD
+from activestream.drift.adaptive import DriftAdaptiveClassifier
+from activestream.learner import ActiveLearner, Decision
+from activestream.score.uncertainty import Entropy, LeastConfidence, Margin
+from activestream.types import ClassLabel, Features
+
+__all__ = ["LinearSnapshot", "Scored", "decide_batch", "score_batch", "vectorisable"]
+
+#: Measures computed on the matrix of probabilities (exact types: a subclass may score differently).
+_VECTORISED_MEASURES = (LeastConfidence, Margin, Entropy)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One event's probabilities and score, before any policy decision."""
+
+    proba: dict[ClassLabel, float]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class LinearSnapshot:
+    """The parameters of a scaled logistic regression pipeline, read once for a run of events.
+
+    The model must be ``(SelectType(Number) | StandardScaler) + (SelectType(str) | OneHotEncoder)`` then
+    ``LogisticRegression`` with the log loss, as ``activestream.models.make_model("logreg")`` builds it.
+    """
+
+    means: dict[str, float]
+    variances: dict[str, float]
+    weights: dict[str, float]
+    intercept: float
+    #: The one-hot columns the encoder emits (as zeros) for every event: a numeric feature of the same
+    #: name would take their place in river's summation order, so such rows go per event.
+    one_hot: frozenset[str]
+
+    @classmethod
+    def of(cls, model: base.Classifier) -> LinearSnapshot | None:
+        """The snapshot of ``model``, or ``None`` when it is not that pipeline.
+
+        >>> from activestream.models import make_model
+        >>> LinearSnapshot.of(make_model("logreg")).intercept
+        0.0
+        >>> LinearSnapshot.of(make_model("gnb")) is None
+        True
+        """
+        parts = _logreg_parts(model)
+        if parts is None:
+            return None
+        scaler, encoder, regression = parts
+        return cls(
+            means=dict(scaler.means),
+            variances=dict(scaler.vars),
+            weights=regression._weights.to_dict(),
+            intercept=float(regression.intercept),
+            one_hot=frozenset(encoder._zero_dict),
+        )
+
+    def positive_proba(self, keys: Sequence[str], matrix: np.ndarray) -> list[float] | None:
+        """``P(True)`` for each row of ``matrix``, whose columns are the features ``keys``, in that order.
+
+        Mirrors river: each feature is scaled ``(x - mean) / var ** 0.5`` (``0`` without variance),
+        multiplied by its weight (``0`` if it has none; NaN and infinities propagate as in river), the
+        products summed in the event's feature order, the intercept added and the sigmoid (clamped at
+        ±30) applied. ``None`` when a variance is negative (river would compute with complex numbers).
+        """
+        logits = np.zeros(len(matrix))
+        with np.errstate(all="ignore"):  # overflows give inf and NaN silently, as Python floats do
+            return self._logits(keys, matrix, logits)
+
+    def _logits(self, keys: Sequence[str], matrix: np.ndarray, logits: np.ndarray) -> list[float] | None:
+        for column, key in enumerate(keys):
+            variance = self.variances.get(key, 0.0)
+            if variance < 0.0:
+                return None
+            weight = self.weights.get(key, 0.0)
+            if variance:  # (NaN included, as river's ``if v``)
+                logits += weight * ((matrix[:, column] - self.means.get(key, 0.0)) / variance**0.5)
+            else:
+                logits += weight * 0.0
+        logits += self.intercept
+        return [_sigmoid(z) for z in logits.tolist()]
+
+
+def _sigmoid(z: float) -> float:
+    # river.utils.math.sigmoid, including its clamp (which returns the ints 0 and 1).
+    if z < -30:
+        return 0
+    if z > 30:
+        return 1
+    return 1 / (1 + math.exp(-z))
+
+
+def _logreg_parts(
+    model: base.Classifier,
+) -> tuple[preprocessing.StandardScaler, preprocessing.OneHotEncoder, linear_model.LogisticRegression] | None:
+    if type(model) is not compose.Pipeline or compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
+        return None
+    steps = list(model.steps.values())
+    if len(steps) != 2 or type(steps[0]) is not compose.TransformerUnion:
+        return None
+    union, regression = steps
+    if (
+        type(regression) is not linear_model.LogisticRegression
+        or type(regression.loss) is not optim.losses.Log
+    ):
+        return None
+    branches = [list(t.steps.values()) for t in union.transformers.values() if type(t) is compose.Pipeline]
+    if len(branches) != 2 or len(union.transformers) != 2 or any(len(b) != 2 for b in branches):
+        return None
+    (select_num, scaler), (select_str, encoder) = branches
+    if not (
+        type(select_num) is compose.SelectType
+        and select_num.types == (numbers.Number,)
+        and type(scaler) is preprocessing.StandardScaler
+        and scaler.with_std
+        and scaler.window_size is None
+        and type(select_str) is compose.SelectType
+        and select_str.types == (str,)
+        and type(encoder) is preprocessing.OneHotEncoder
+        and encoder.categories is None
+        and not encoder.drop_zeros
+        and not encoder.drop_first
+    ):
+        return None
+    return scaler, encoder, regression
+
+
+def _served(classifier: base.Classifier) -> tuple[base.Classifier, DriftAdaptiveClassifier | None]:
+    """The plain model whose probabilities are served, and the adaptive wrapper around it if any."""
+    if isinstance(classifier, DriftAdaptiveClassifier):
+        return classifier.serving_model, classifier
+    return classifier, None
+
+
+def vectorisable(classifier: base.Classifier) -> bool:
+    """Whether batch scoring computes this classifier's probabilities on a matrix (else per event).
+
+    >>> from activestream.models import make_model
+    >>> vectorisable(make_model("logreg")), vectorisable(make_model("hat"))
+    (True, False)
+    """
+    return _logreg_parts(_served(classifier)[0]) is not None
+
+
+#: Exact feature value types the matrix takes (strings go through the one-hot encoder; other types, e.g.
+#: numpy scalars from a caller other than the service, take the per-event path).
+_NUMBER_TYPES = frozenset({float, int, bool})
+
+
+def _vector_probas(classifier: base.Classifier, rows: Sequence[Features]) -> list[dict | None]:
+    """Probabilities of the rows the vectorised path covers; ``None`` for the others."""
+    model, adaptive = _served(classifier)
+    out: list[dict | None] = [None] * len(rows)
+    snapshot = LinearSnapshot.of(model)
+    if snapshot is None:
+        return out
+    # Rows with the same features in the same order share a matrix (usually the whole run).
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, x in enumerate(rows):
+        if _NUMBER_TYPES.issuperset(map(type, x.values())):
+            groups.setdefault(tuple(x), []).append(i)
+    for keys, indices in groups.items():
+        if snapshot.one_hot and not snapshot.one_hot.isdisjoint(keys):
+            continue
+        matrix = np.array([list(rows[i].values()) for i in indices], dtype=float).reshape(
+            len(indices), len(keys)
+        )
+        positive = snapshot.positive_proba(keys, matrix)
+        if positive is None:
+            continue
+        for i, p in zip(indices, positive, strict=True):
+            proba = {False: 1.0 - p, True: p}
+            out[i] = adaptive._complete(proba) if adaptive is not None else proba
+    return out
+
+
+def score_batch(learner: ActiveLearner, rows: Sequence[Features]) -> list[Scored | Exception]:
+    """Each row's probabilities and score, as ``learner.decide`` computes them, without deciding.
+
+    A row the model or the measure cannot take gives the exception it raised (as ``decide`` would have),
+    and the measure is not called for it. The measure is called in row order, so seeded or stateful
+    measures draw and remember exactly as event by event.
+    """
+    classifier, measure = learner.classifier, learner.informativeness
+    probas: list[dict | Exception] = []
+    for x, proba in zip(rows, _vector_probas(classifier, rows), strict=True):
+        if proba is None:
+            try:
+                proba = dict(classifier.predict_proba_one(x))
+            except Exception as error:
+                proba = error
+        probas.append(proba)
+    scores: list[float | Exception | None] = [None] * len(rows)
+    if type(measure) in _VECTORISED_MEASURES:
+        _score_vectorised(measure, probas, scores)
+    for i, proba in enumerate(probas):
+        if isinstance(proba, Exception):
+            scores[i] = proba
+        elif scores[i] is None:
+            try:
+                scores[i] = measure.score(rows[i], proba, classifier)
+            except Exception as error:
+                scores[i] = error
+    return [
+        score if isinstance(score, Exception) else Scored(proba, score)  # type: ignore[arg-type]
+        for proba, score in zip(probas, scores, strict=True)
+    ]
+
+
+def _score_vectorised(measure: Any, probas: Sequence[Any], scores: list[Any]) -> None:
+    """Fill ``scores`` for the rows whose probabilities share one class order (usually all of them)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, proba in enumerate(probas):
+        if isinstance(proba, dict):
+            groups.setdefault(tuple(proba), []).append(i)
+    for classes, indices in groups.items():
+        try:
+            matrix = np.array([list(probas[i].values()) for i in indices], dtype=float)
+        except (TypeError, ValueError):
+            continue  # values numpy cannot take as floats: the per-event measure repairs them
+        matrix = matrix.reshape(len(indices), len(classes))
+        for i, score in zip(indices, measure.score_many(matrix).tolist(), strict=True):
+            scores[i] = score
+
+
+def _argmax(proba: dict[ClassLabel, float]) -> ClassLabel | None:
+    return max(proba, key=proba.__getitem__) if proba else None
+
+
+def decide_batch(
+    learner: ActiveLearner,
+    rows: Sequence[Features],
+    after_each: Callable[[float], object] | None = None,
+) -> list[Decision | Exception]:
+    """``learner.decide`` of each row in turn, with the scoring done for the whole batch.
+
+    ``after_each(score)`` runs after each decision, before the next one (e.g. the drift watch's
+    label-free signal, which may boost the policy). A row that cannot be scored gives its exception and
+    does not reach the policy, as with ``decide``.
+    """
+    policy, strategy = learner.threshold_policy, learner.strategy
+    decisions: list[Decision | Exception] = []
+    for scored in score_batch(learner, rows):
+        if isinstance(scored, Exception):
+            decisions.append(scored)
+            continue
+        try:
+            verdict = policy.decide(scored.score)
+        except Exception as error:
+            decisions.append(error)
+            continue
+        proba = scored.proba
+        decisions.append(
+            Decision(
+                _argmax(proba), proba, scored.score, verdict.threshold, verdict.ask, strategy, verdict.reason
+            )
+        )
+        if after_each is not None:
+            after_each(scored.score)
+    return decisions
+
+
+def scores_only(learner: ActiveLearner, rows: Sequence[Features]) -> list[Decision | Exception]:
+    """Batch (annotators') selection mode: each row scored, no ask decision yet (the window decides)."""
+    strategy = f"{learner.strategy.partition('/')[0]}/batch"
+    return [
+        s
+        if isinstance(s, Exception)
+        else Decision(_argmax(s.proba), s.proba, s.score, float("nan"), False, strategy, BELOW_THRESHOLD)
+        for s in score_batch(learner, rows)
+    ]
