@@ -208,7 +208,10 @@ def test_image_install_steps_give_a_working_command(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
-    check(["bash", context / "deploy" / "install.sh", venv, context], cwd=context, env=env, timeout=300)
+    # The extras the image installs by default (ARG EXTRAS), as the builder stage passes them.
+    (extras,) = re.findall(r'^ARG EXTRAS="([^"]*)"$', DOCKERFILE.read_text(), flags=re.M)
+    install = ["bash", context / "deploy" / "install.sh", venv, context, extras]
+    check(install, cwd=context, env=env, timeout=300)
     result = check([venv / "bin" / "activestream", "--help"], cwd=tmp_path, env=env)
     assert "run" in result.stdout
     # Installed from the wheel into the venv, not imported from the source tree.
@@ -219,6 +222,10 @@ def test_image_install_steps_give_a_working_command(tmp_path: Path) -> None:
     )
     assert Path(where.stdout.strip()).is_relative_to(venv)
     check([venv / "bin" / "python", "-m", "pip", "check"], cwd=tmp_path, env=env)
+    if "fast" in extras.split(","):  # ACTIVESTREAM_TRANSPORT=confluent works in the image
+        check(
+            [venv / "bin" / "python", "-c", "import activestream.transport.confluent"], cwd=tmp_path, env=env
+        )
 
 
 # ==== shell scripts =========================================================================================
