@@ -62,7 +62,9 @@ import cProfile
 import datetime
 import importlib.metadata
 import io
+import json
 import logging
+import multiprocessing
 import os
 import platform
 import pstats
@@ -81,6 +83,7 @@ from typing import Any
 
 import activestream
 from activestream import __version__
+from activestream.assembly import learner_from_settings
 from activestream.config import Settings, env_var
 from activestream.datasets import make_stream
 from activestream.demo.broker import EmbeddedBroker
@@ -89,6 +92,7 @@ from activestream.messages import Event, parse_event, to_json
 from activestream.metrics import Metric
 from activestream.service import Service
 from activestream.transport.base import Consumer, Message, Producer, RebalanceCallback, TopicPartition
+from activestream.transport.factory import admin_from_settings, consumer_from_settings, producer_from_settings
 from activestream.transport.kafka import KafkaAdminAdapter, KafkaConsumerAdapter, KafkaProducerAdapter
 from activestream.transport.memory import MemoryBroker
 
@@ -237,8 +241,11 @@ class TimedConsumer(Consumer):
         target: int,
         on_done: Callable[[], None],
         profiler: cProfile.Profile | None = None,
+        topic: str | None = None,
     ):
         self.inner, self.target, self.on_done, self.profiler = inner, target, on_done, profiler
+        #: Only this topic's messages count towards ``target`` (default: every message).
+        self.topic = topic
         self.count = 0
         self.polls = 0
         self.t_start: float | None = None
@@ -275,7 +282,7 @@ class TimedConsumer(Consumer):
             self.cpu_start = thread_cpu()
             if self.profiler is not None:
                 self.profiler.enable()  # the timed window only: not the group join
-        self.count += len(messages)
+        self.count += len(messages) if self.topic is None else sum(m.topic == self.topic for m in messages)
         self.polls += bool(messages)
         return messages
 
@@ -655,11 +662,13 @@ PROFILE_PARTS = (
 )
 
 
-def profile_breakdown(profiler: cProfile.Profile, window_s: float) -> tuple[list[tuple[str, float]], str]:
+def profile_breakdown(
+    profiler: cProfile.Profile, window_s: float, parts_spec: Sequence[tuple[str, str, str]] = PROFILE_PARTS
+) -> tuple[list[tuple[str, float]], str]:
     stats = pstats.Stats(profiler)
     raw = stats.stats  # type: ignore[attr-defined]
     parts = []
-    for label, path, name in PROFILE_PARTS:
+    for label, path, name in parts_spec:
         cumulative = sum(
             value[3] for (file, _, func), value in raw.items() if func == name and file.endswith(path)
         )
@@ -1068,6 +1077,359 @@ def plot(png: Path, rates: Rates, last: Mapping[str, Any]) -> None:
 # -- main -------------------------------------------------------------------------------------------------
 
 
+# -- transports × scoring, labels flowing (--matrix) -------------------------------------------------------
+
+TRANSPORTS = ("kafka-python", "confluent")
+SCORINGS = ("off", "auto")
+#: Polls this large amortise the per-poll costs (the ask journal's fsync, the flush, the commit).
+LARGE_POLL = 5000
+#: (transport, batch_scoring, max_poll_records) of each run, by row name.
+CONFIGS = {
+    **{(t, s): (t, s, 500) for t in TRANSPORTS for s in SCORINGS},
+    ("confluent", f"auto, max_poll_records {LARGE_POLL}"): ("confluent", "auto", LARGE_POLL),
+}
+#: Label regimes: none; a team of annotators answering at a human rate; every request answered at once.
+ANNOTATOR_RATE = 100.0
+LABEL_REGIMES = {
+    "no labels": None,
+    f"annotators ({ANNOTATOR_RATE:.0f} labels/s)": ANNOTATOR_RATE,
+    "labels at budget rate": 0.0,
+}
+GOAL_RATE = 150_000
+MATRIX_PARTS = (
+    ("poll (transport: fetch, decode, Message objects)", "activestream/transport", "poll"),
+    ("parse events (batch: fast path + pydantic fallback)", "activestream/batch_parsing.py", "parse_events"),
+    ("parse events (per event: pydantic)", "activestream/messages.py", "parse_event"),
+    (
+        "decide (batch: vectorised scoring + per-event policy)",
+        "activestream/batch_scoring.py",
+        "decide_batch",
+    ),
+    ("  of which scoring", "activestream/batch_scoring.py", "score_batch"),
+    ("decide (per event: learner.decide)", "activestream/learner.py", "decide"),
+    ("policy decisions (both paths)", "activestream/decide/policies.py", "decide"),
+    ("conclude: ask or discard, audit, stopping", "activestream/service.py", "_conclude_decision"),
+    ("  build label request", "activestream/messages.py", "label_request_for"),
+    ("  serialise (to_json)", "activestream/messages.py", "to_json"),
+    ("per-message bookkeeping (guard, positions)", "activestream/service.py", "_handled"),
+    ("labels: join and learn", "activestream/service.py", "_on_label"),
+    ("  learn (both drift arms)", "activestream/service.py", "_learn"),
+    ("produce requests (after the journal append)", "activestream/service.py", "_publish"),
+    ("flush (wait for acks)", "activestream/service.py", "_flush"),
+    ("commit", "activestream/service.py", "_commit"),
+    ("after batch: metrics, health, lag", "activestream/service.py", "_after_batch"),
+)
+
+
+def _annotate(
+    bootstrap: str,
+    requests_topic: str,
+    labels_topic: str,
+    truth: Mapping[str, Any],
+    rate: float,
+    ready: Any,
+    stop: Any,
+) -> None:
+    """The annotators, in a process of their own: answer each label request with the stream's label,
+    at most ``rate`` labels per second (``0``: at once)."""
+    from confluent_kafka import OFFSET_BEGINNING
+    from confluent_kafka import Consumer as CKConsumer
+    from confluent_kafka import Producer as CKProducer
+    from confluent_kafka import TopicPartition as CKTopicPartition
+
+    group = f"annotators-{uuid.uuid4().hex[:6]}"
+    consumer = CKConsumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer.assign([CKTopicPartition(requests_topic, 0, OFFSET_BEGINNING)])  # no group join to wait for
+    producer = CKProducer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    ready.set()
+    interval, due = (1.0 / rate if rate else 0.0), time.monotonic()
+    while not stop.is_set():
+        for message in consumer.consume(500, 0.05):
+            if message.error() is not None:
+                continue
+            request = json.loads(message.value())
+            if interval:
+                due = max(due + interval, time.monotonic())
+                while time.monotonic() < due and not stop.is_set():
+                    time.sleep(min(0.01, max(0.0, due - time.monotonic())))
+            label = {"request_id": request["request_id"], "label": truth[request["event_id"]]}
+            producer.produce(labels_topic, json.dumps(label).encode())
+            producer.poll(0)
+    producer.flush(5)
+    consumer.close()
+
+
+def matrix_inputs(n: int, seed: int) -> tuple[ActiveLearner, list[tuple[bytes, bytes]], dict[str, Any]]:
+    """The service's default learner (drift arms around logreg), warm; ``n`` events; their labels."""
+    learner = learner_from_settings(Settings(seed=seed))
+    records, truth = [], {}
+    for i, (x, y) in enumerate(make_stream(STREAM, n=WARMUP + n, seed=seed)):
+        if i < WARMUP:
+            learner.learn_one(x, y)
+            continue
+        event_id = f"ev-{i - WARMUP:07d}"
+        records.append((event_id.encode(), to_json(Event(id=event_id, features=x))))
+        truth[event_id] = y
+    return learner, records, truth
+
+
+def matrix_run(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    learner: ActiveLearner,
+    truth: Mapping[str, Any],
+    workdir: Path,
+    config: tuple[str, str, int, float | None],
+    profiler: cProfile.Profile | None = None,
+) -> dict[str, Any]:
+    """One service run over the preloaded topic; ``config`` is (transport, batch_scoring,
+    max_poll_records, label rate): annotators answer its label requests at that rate (``None``: no
+    annotators; ``0``: at once)."""
+    transport, scoring, max_poll_records, label_rate = config
+    tag = uuid.uuid4().hex[:8]
+    settings = service_settings(bootstrap, topic, workdir, tag).model_copy(
+        update={"transport": transport, "batch_scoring": scoring, "max_poll_records": max_poll_records}
+    )
+    admin = admin_from_settings(settings)
+    admin.ensure_topics([settings.labels_topic, settings.requests_topic, settings.dead_letter_topic])
+    annotators, halt = None, None
+    if label_rate is not None:
+        context = multiprocessing.get_context("fork")
+        ready, halt = context.Event(), context.Event()
+        annotators = context.Process(
+            target=_annotate,
+            args=(bootstrap, settings.requests_topic, settings.labels_topic, truth, label_rate, ready, halt),
+            daemon=True,
+        )
+        annotators.start()
+        ready.wait(30)
+    service: Service | None = None
+
+    def stop() -> None:
+        assert service is not None
+        service.request_stop()
+
+    timed = TimedConsumer(consumer_from_settings(settings), n, stop, profiler, topic=topic)
+    service = Service(
+        settings,
+        timed,
+        TimedProducer(producer_from_settings(settings), timed),
+        admin,
+        learner=copy.deepcopy(learner),
+    )
+    try:
+        service.run()
+    finally:
+        if annotators is not None and halt is not None:
+            halt.set()
+            annotators.join(10)
+    assert timed.t_start is not None and timed.t_end is not None
+    cpu_s, wait_s = cpu_used(timed.cpu_start, timed.cpu_end)
+    loop = timed.cpu_end.get("MainThread", (0.0, 0.0))[0] - timed.cpu_start.get("MainThread", (0.0, 0.0))[0]
+    return {
+        "measured": Measured(n, timed.t_end - timed.t_start, cpu_s, wait_s),
+        "loop_us": 1e6 * loop / n,
+        "window_s": timed.t_end - timed.t_start,
+        "requests": int(service.metrics.value(Metric.LABEL_REQUESTS) or 0),
+        "learned": int(service.metrics.value(Metric.LABELS, status="learned") or 0),
+        "spent": dict(timed.spent),
+        "polls": timed.polls,
+    }
+
+
+def wait_for_quiet(limit_s: float, threshold: float) -> None:
+    """Wait (up to ``limit_s``) until the 1-minute load average is below ``threshold``."""
+    deadline = time.monotonic() + limit_s
+    while os.getloadavg()[0] >= threshold and time.monotonic() < deadline:
+        print(f"load {os.getloadavg()[0]:.2f} >= {threshold}: waiting", flush=True)
+        time.sleep(15)
+
+
+def matrix_main(args: argparse.Namespace) -> int:
+    """{kafka-python, confluent} × {per event, batch scoring} × label regimes, end to end."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    info = machine_info()
+    print(f"building {args.events:,} events ...", flush=True)
+    learner, records, truth = matrix_inputs(args.events, args.seed)
+    event_bytes = round(statistics.fmean(len(v) for _, v in records[:1000]))
+    if args.wait_quiet:
+        wait_for_quiet(args.wait_quiet, 2.5)
+    load_start = os.getloadavg()
+    results: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    profile = None
+    with tempfile.TemporaryDirectory(prefix="activestream-bench-") as tmp, EmbeddedBroker() as broker:
+        workdir, servers = Path(tmp), broker.bootstrap_servers
+        topic = "bench-events"
+        preload_rate = preload(servers, topic, records)
+        print(f"preloaded at {preload_rate:,.0f} events/s", flush=True)
+        for rep in range(args.repeats):
+            for regime, rate in LABEL_REGIMES.items():
+                for (transport, scoring), options in CONFIGS.items():
+                    config = (*options, rate)
+                    run = matrix_run(servers, topic, args.events, learner, truth, workdir, config)
+                    results.setdefault((regime, transport, scoring), []).append(run)
+                    m = run["measured"]
+                    print(
+                        f"repeat {rep + 1}, {regime}, {transport}, scoring {scoring}: "
+                        f"{m.rate:,.0f} ev/s, "
+                        f"{m.cpu_us_per_event:.1f} µs CPU/event ({run['loop_us']:.1f} loop), "
+                        f"{run['requests']} requests, "
+                        f"{run['learned']} learned, load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
+        if not args.no_profile:
+            regime, transport, scoring = _fastest(results)
+            profiler = cProfile.Profile()
+            config = (*CONFIGS[transport, scoring][:3], LABEL_REGIMES[regime])
+            run = matrix_run(servers, topic, args.events, learner, truth, workdir, config, profiler)
+            parts, table = profile_breakdown(profiler, run["window_s"], MATRIX_PARTS)
+            profile = ((regime, transport, scoring), parts, table, run)
+    load_end = os.getloadavg()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or ("service_throughput_transports" + ("_quick" if args.quick else ""))
+    md, png = args.out / f"{stem}.md", args.out / f"{stem}.png"
+    plot_matrix(png, results)
+    loads = (load_start, load_end)
+    write_matrix_report(md, png, args, info, event_bytes, preload_rate, results, profile, loads)
+    print(f"wrote {md} and {png}")
+    return 0
+
+
+def _fastest(results: Mapping[tuple[str, str, str], list[dict[str, Any]]]) -> tuple[str, str, str]:
+    return max(results, key=lambda k: _med([r["measured"].rate for r in results[k]]))
+
+
+def write_matrix_report(
+    md: Path,
+    png: Path,
+    args: argparse.Namespace,
+    info: Mapping[str, str],
+    event_bytes: int,
+    preload_rate: float,
+    results: Mapping[tuple[str, str, str], list[dict[str, Any]]],
+    profile: Any,
+    loads: tuple[Sequence[float], Sequence[float]],
+) -> None:
+    lines = [
+        "# Service throughput: both transports, per-event and batch scoring, labels flowing",
+        "",
+        f"Generated by `benchmarks/service_throughput.py --matrix{' --quick' if args.quick else ''}` "
+        f"({args.repeats} repeat(s); medians with (min–max)). {args.events:,} events ({STREAM}, 10 float "
+        f"features, ~{event_bytes} bytes of JSON each) preloaded into an embedded Tansu broker (in memory, "
+        "localhost TCP, on the same 2 cores). Each run: a `Service` with the default settings (margin/split, "
+        f"budget 10%, drift arms around `logreg`, warmed up with {WARMUP:,} labeled examples), "
+        "`ACTIVESTREAM_TRANSPORT` and `ACTIVESTREAM_BATCH_SCORING` as in the tables; it decides every event, "
+        "produces the label requests (acks=all, flushed every batch) and commits every batch. The timed "
+        "window runs from the first non-empty poll to the loop's first poll after the last event was "
+        "handled (group joins excluded). Annotators run in a process of their own (confluent-kafka) and "
+        f"answer each request with the stream's label: none, {ANNOTATOR_RATE:.0f} labels/s (a team of human "
+        "annotators), or each request at once (labels at the budget rate, ~10% of the events). CPU per "
+        "event: on-CPU time of every thread of the service's process (librdkafka's included; not the "
+        "annotators' nor the broker's) over the window, divided by the events; the loop thread's share "
+        "is the part batch scoring works on (the rest is the Kafka clients' own threads).",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in info.items() if "load" not in k],
+        f"| load average at start (1, 5, 15 min) | {', '.join(f'{x:.2f}' for x in loads[0])} |",
+        f"| load average at end | {', '.join(f'{x:.2f}' for x in loads[1])} |",
+        "",
+        "The machine is shared (see the load averages) and the broker runs on the same 2 cores: wall-clock "
+        "rates move with the load; the CPU per event much less.",
+        "",
+        f"Preload (kafka-python producer): {preload_rate:,.0f} events/s.",
+        "",
+        "## Throughput",
+        "",
+    ]
+    for regime in LABEL_REGIMES:
+        lines += [
+            f"### {regime}",
+            "",
+            "| transport | scoring | events/s (wall clock) | µs CPU / event | of which the loop thread "
+            "| requests | labels learned |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for transport, scoring in CONFIGS:
+            runs = results.get((regime, transport, scoring), [])
+            if not runs:
+                continue
+            rates = _spread([r["measured"].rate for r in runs])
+            cpu = _spread([r["measured"].cpu_us_per_event for r in runs], "{:.1f}")
+            loop = _spread([r["loop_us"] for r in runs], "{:.1f}")
+            requests = _med([r["requests"] for r in runs])
+            learned = _med([r["learned"] for r in runs])
+            name = {"auto": "batch (`auto`)", "off": "per event (`off`)"}.get(scoring, f"batch (`{scoring}`)")
+            lines.append(
+                f"| {transport} | {name} | {rates} | {cpu} | {loop} | {requests:,.0f} | {learned:,.0f} |"
+            )
+        lines.append("")
+    best_key = _fastest(results)
+    best = _med([r["measured"].rate for r in results[best_key]])
+    best_cpu = _med([r["measured"].cpu_us_per_event for r in results[best_key]])
+    lines += [
+        "## Against the goal",
+        "",
+        f"Goal: ≥ {GOAL_RATE:,} events/s end to end per process (confluent-kafka, a linear model). Fastest "
+        f"here: **{best_key[1]}, scoring `{best_key[2]}`, {best_key[0]}: {best:,.0f} events/s**, "
+        f"{best / GOAL_RATE:.0%} of the goal, at {best_cpu:.1f} µs of CPU per event against the "
+        f"{1e6 / GOAL_RATE:.1f} µs the goal allows (a CPU-bound loop on an idle core would reach about "
+        f"{1e6 / best_cpu:,.0f} events/s at this cost).",
+        "",
+    ]
+    if profile is not None:
+        (regime, transport, scoring), parts, table, run = profile
+        window = run["window_s"]
+        lines += [
+            "## Where the time goes (fastest configuration, under cProfile)",
+            "",
+            f"{transport}, scoring `{scoring}`, {regime}: one more run with cProfile on the loop thread "
+            "(timed window only). cProfile slows Python calls down several-fold, so read the shares, not "
+            f"the seconds; that run: {run['measured'].rate:,.0f} events/s.",
+            "",
+            "| part (cumulative; indented parts are inside the one above) | s | share of the window |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {label} | {sec:.2f} | {sec / window:.0%} |" for label, sec in parts if sec > 0]
+        lines += ["", "<details><summary>cProfile, top 25 by own time</summary>", "", "```"]
+        lines += [table.strip(), "```", "", "</details>", ""]
+    lines += [f"![throughput]({png.name})", ""]
+    md.write_text("\n".join(lines), encoding="utf-8")
+
+
+def plot_matrix(png: Path, results: Mapping[tuple[str, str, str], list[dict[str, Any]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    regimes = list(LABEL_REGIMES)
+    width = 0.16
+    for j, (transport, scoring) in enumerate(CONFIGS):
+        label = f"{transport}, {'per event' if scoring == 'off' else 'batch' + scoring[4:]}"
+        xs = [i + (j - (len(CONFIGS) - 1) / 2) * width for i in range(len(regimes))]
+        runs = [results.get((g, transport, scoring), []) for g in regimes]
+        axes[0].bar(xs, [_med([r["measured"].rate for r in rs] or [0]) for rs in runs], width, label=label)
+        axes[1].bar(xs, [_med([r["measured"].cpu_us_per_event for r in rs] or [0]) for rs in runs], width)
+    axes[0].axhline(GOAL_RATE, color="k", ls="--", lw=1, label=f"goal {GOAL_RATE:,}/s")
+    axes[0].set_ylabel("events/s (wall clock)")
+    axes[1].set_ylabel("µs CPU per event")
+    for ax in axes:
+        ax.set_xticks(range(len(regimes)))
+        ax.set_xticklabels(regimes, fontsize=8)
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("End-to-end throughput")
+    axes[1].set_title("CPU cost per event (service process)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_N:,} events instead of {FULL_N:,}")
@@ -1080,8 +1442,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--name", help="output file stem (default service_throughput[_quick])")
+    parser.add_argument(
+        "--matrix",
+        action="store_true",
+        help="both transports x per-event/batch scoring x label regimes (service_throughput_transports*)",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="--matrix: no cProfile run")
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, help="--matrix: wait up to this many s for load < 2.5"
+    )
     args = parser.parse_args(argv)
     args.events = args.events or (QUICK_N if args.quick else FULL_N)
+    if args.matrix:
+        if args.quick and "--repeats" not in (argv if argv is not None else sys.argv):
+            args.repeats = 1
+        return matrix_main(args)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # broker chatter on connect/close
     from kafka.record import util as kafka_record_util

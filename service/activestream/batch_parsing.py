@@ -49,7 +49,21 @@ def _plain_event(raw: bytes, max_features: int) -> Event | None:
         return None
     if not _usable(features.values()):
         return None
-    return Event.model_construct(_fields_set=set(_FIELDS & obj.keys()), id=event_id, features=features)
+    return _construct(event_id, features, set(_FIELDS & obj.keys()))
+
+
+_new, _set = object.__new__, object.__setattr__
+
+
+def _construct(event_id: str, features: dict[str, Any], fields_set: set[str]) -> Event:
+    """``Event.model_construct(_fields_set=fields_set, id=event_id, features=features)``, in a third of
+    its time: what it sets, set directly (a test holds the two equal, private attributes included)."""
+    event = _new(Event)
+    _set(event, "__dict__", {"id": event_id, "features": features, "timestamp": None, "metadata": None})
+    _set(event, "__pydantic_fields_set__", fields_set)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
 
 
 def _usable(values: Any) -> bool:

@@ -25,6 +25,7 @@ True
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -316,8 +317,16 @@ class Metrics:
         return self._correct, self._judged
 
     # -- durations --------------------------------------------------------------------------------------
-    def processing(self, seconds: float) -> None:
-        self._histograms[Metric.PROCESSING_DURATION].observe(seconds)
+    def processing(self, seconds: float, count: int = 1) -> None:
+        """``count`` events took ``seconds`` each (batch scoring: a run's mean, for each of its events)."""
+        histogram = self._histograms[Metric.PROCESSING_DURATION]
+        if count == 1:
+            histogram.observe(seconds)
+            return
+        # ``count`` observations in one step: observe() costs about a microsecond, per event.
+        histogram._sum.inc(seconds * count)  # type: ignore[attr-defined]
+        bucket = bisect.bisect_left(histogram._upper_bounds, seconds)  # type: ignore[attr-defined]
+        histogram._buckets[bucket].inc(count)  # type: ignore[attr-defined]
 
     def batch(self, seconds: float) -> None:
         self._histograms[Metric.BATCH_DURATION].observe(seconds)

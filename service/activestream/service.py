@@ -517,7 +517,7 @@ class Service:
             results = scores_only(self.learner, rows)
         else:
             results = decide_batch(self.learner, rows, self._observe_score)
-        self.metrics.processing((self._timer() - started) / len(events))  # once per run: the mean
+        self.metrics.processing((self._timer() - started) / len(events), len(events))  # the run's mean
         decisions: list[Decision | Rejection] = []
         for result in results:
             if isinstance(result, Exception):

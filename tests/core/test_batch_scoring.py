@@ -214,3 +214,15 @@ records = st.one_of(
 @given(st.lists(records, max_size=8))
 def test_batch_parsing_is_parse_event(raws):
     assert parse_events(raws, 200, 3) == [parse_event(raw, 200, 3) for raw in raws]
+
+
+def test_the_fast_event_construction_is_pydantic_model_construct():
+    from activestream.batch_parsing import _construct
+    from activestream.messages import Event
+
+    fast = _construct("e-1", {"x": 1.0}, {"id", "features"})
+    slow = Event.model_construct(_fields_set={"id", "features"}, id="e-1", features={"x": 1.0})
+    for attribute in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+        assert getattr(fast, attribute) == getattr(slow, attribute)
+    assert fast == slow and repr(fast) == repr(slow)
+    assert fast.model_dump_json() == slow.model_dump_json()

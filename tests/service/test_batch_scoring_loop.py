@@ -8,6 +8,7 @@ import random
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -135,3 +136,17 @@ def test_batch_mode_reports_its_spending():
     _, metrics = _run("auto", 1, steps=3, overrides={"selection_mode": "batch", "batch_window": 10})
     assert metrics["requests"] > 0
     assert 0.0 < metrics["spent"] <= 1.0
+
+
+def test_a_runs_processing_time_counts_once_per_event():
+    from activestream.metrics import Metrics
+
+    one, many = Metrics(), Metrics()
+    for _ in range(5):
+        one.processing(0.003)
+    many.processing(0.003, 5)
+    samples = [("_count", {}), ("_sum", {}), *(("_bucket", {"le": le}) for le in ("0.0025", "0.005", "+Inf"))]
+    for suffix, labels in samples:
+        want = one.value(Metric.PROCESSING_DURATION, suffix, **labels)
+        assert want is not None
+        assert many.value(Metric.PROCESSING_DURATION, suffix, **labels) == pytest.approx(want)

@@ -212,7 +212,7 @@ def _clip(value: float) -> float:
 def distributions(probas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row of an ``(n, C)`` matrix repaired as ``normalise`` does, and which rows are cold starts.
 
-    Cold rows (``is_cold_start``: ``C < 2`` or no positive value) come back unchanged.
+    Cold rows (``is_cold_start``: ``C < 2`` or no positive value) come back as zeros.
 
     >>> p, cold = distributions(np.array([[2.0, 6.0], [0.0, np.nan]]))
     >>> p[0].tolist(), cold.tolist()
@@ -220,7 +220,7 @@ def distributions(probas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n, n_classes = probas.shape
     if n_classes < 2:
-        return probas, np.ones(n, dtype=bool)
+        return np.zeros_like(probas, dtype=float), np.ones(n, dtype=bool)
     with np.errstate(invalid="ignore"):  # NaN compares False, quietly
         clean = np.where((probas > 0.0) & (probas < math.inf), probas, 0.0)
     peak = clean.max(axis=1)
@@ -230,7 +230,7 @@ def distributions(probas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         total = scaled[:, 0] + scaled[:, 1]
     else:
         total = np.fromiter(map(math.fsum, scaled.tolist()), dtype=float, count=n)
-    return np.where(cold[:, None], probas, scaled / np.where(cold, 1.0, total)[:, None]), cold
+    return np.where(cold[:, None], 0.0, scaled / np.where(cold, 1.0, total)[:, None]), cold
 
 
 def _clip_many(values: np.ndarray, cold: np.ndarray) -> np.ndarray:
