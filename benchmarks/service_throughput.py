@@ -47,11 +47,21 @@ time down by part.
 Outputs in ``benchmarks/results/`` (``--out``): ``service_throughput[_quick].md`` and
 ``service_throughput[_quick].png`` (rates, CPU per event, and RSS over time of (d)).
 
+``--matrix`` runs the side-by-side instead: {kafka-python, confluent} × {per-event, batch scoring}
+(``ACTIVESTREAM_BATCH_SCORING=off|auto``; plus confluent with batch scoring and ``max_poll_records``
+5000) × three label regimes (no labels; annotators at 100 labels/s; every request answered at once, i.e.
+labels at the budget rate), each a ``Service`` with the default settings (drift arms around ``logreg``)
+through the broker, annotators in a process of their own; then one more run of the fastest under
+cProfile. ``--wait-quiet S`` first waits up to ``S`` seconds for a 1-minute load average below 2.5.
+Outputs ``service_throughput_transports[_quick].md`` and ``.png``. ``--matrix --quick`` (20,000 events,
+one repeat) takes under two minutes: the smoke test for ``make bench``.
+
 Run from the repository root (with the package installed, or ``PYTHONPATH=service``), niced on a shared
 machine::
 
     nice -n 10 python benchmarks/service_throughput.py --quick
     nice -n 10 python benchmarks/service_throughput.py --profile
+    nice -n 10 python benchmarks/service_throughput.py --matrix --quick
 """
 
 from __future__ import annotations

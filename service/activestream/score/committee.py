@@ -117,7 +117,19 @@ def _member_distribution(member: Classifier, x: Features) -> dict[ClassLabel, fl
 
 
 class _CommitteeMeasure(Measure):
-    """A measure of disagreement within a committee that learns alongside the served model."""
+    """A measure of disagreement within a committee that learns alongside the served model.
+
+    Parameters
+    ----------
+    committee
+        The committee to consult; by default one is built by online bagging of ``base``.
+    base
+        Base learner to bag when no committee is given (default ``river.naive_bayes.GaussianNB()``).
+    size
+        Number of bagged members.
+    seed
+        Seed of the bagging.
+    """
 
     def __init__(
         self,
@@ -171,16 +183,7 @@ class VoteEntropy(_CommitteeMeasure):
     where $V(y)$ is the number of the $M$ members whose most probable class is $y$. Source: Dagan &
     Engelson (1995), *Committee-based sampling for training probabilistic classifiers*, ICML.
 
-    Parameters
-    ----------
-    committee
-        The committee to consult; by default one is built by online bagging of ``base``.
-    base
-        Base learner to bag when no committee is given (default ``river.naive_bayes.GaussianNB()``).
-    size
-        Number of bagged members.
-    seed
-        Seed of the bagging.
+    Parameters: see ``_CommitteeMeasure``.
 
     Examples
     --------
@@ -215,16 +218,7 @@ class KLConsensus(_CommitteeMeasure):
     certain of a different class. Source: McCallum & Nigam (1998), *Employing EM and pool-based active
     learning for text classification*, ICML.
 
-    Parameters
-    ----------
-    committee
-        The committee to consult; by default one is built by online bagging of ``base``.
-    base
-        Base learner to bag when no committee is given (default ``river.naive_bayes.GaussianNB()``).
-    size
-        Number of bagged members.
-    seed
-        Seed of the bagging.
+    Parameters: see ``_CommitteeMeasure``.
 
     Examples
     --------
