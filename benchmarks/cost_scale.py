@@ -434,8 +434,18 @@ def pending_bytes(size: int) -> tuple[float, float]:
     return (filled - with_inputs) / size, (with_inputs - before - scaffolding) / size
 
 
+def _clocks() -> tuple[int, int]:
+    """Wall and this thread's CPU time, in ns."""
+    return time.perf_counter_ns(), time.thread_time_ns()
+
+
+def _per_op(started: tuple[int, int], ended: tuple[int, int], ops: int) -> tuple[float, float]:
+    """``(wall, cpu)`` µs per operation between two ``_clocks()`` readings."""
+    return (ended[0] - started[0]) / ops / 1_000, (ended[1] - started[1]) / ops / 1_000
+
+
 def _fill_without_gc(size: int, inputs: Sequence[tuple[str, str, Features]]) -> float:
-    """µs per insert while filling with the cyclic garbage collector off: what the collector costs.
+    """CPU µs per insert while filling with the cyclic garbage collector off: what the collector costs.
 
     The collector's full passes walk every tracked object (entries, feature dicts), so its share of an
     insert grows with what the process holds.
@@ -444,48 +454,48 @@ def _fill_without_gc(size: int, inputs: Sequence[tuple[str, str, Features]]) -> 
     gc.disable()
     try:
         store = PendingStore(max_size=size, ttl_ms=10**12)
-        started = time.perf_counter_ns()
+        started = _clocks()
         _fill(store, inputs)
-        return (time.perf_counter_ns() - started) / size / 1_000
+        return _per_op(started, _clocks(), size)[1]
     finally:
         gc.enable()
 
 
 def time_pending(size: int, ops: int, repeats: int) -> dict[str, float]:
-    """µs per insert (filling, then at capacity) and per join of a store holding ``size`` entries.
+    """Wall and CPU µs per insert (filling, then at capacity) and per join, store of ``size`` entries.
 
-    Also the filling insert with the garbage collector off (``insert_no_gc_us``).
+    Also the CPU of the filling insert with the garbage collector off (``insert_no_gc_cpu_us``).
     """
     inputs = pending_inputs(size)
     extra = pending_inputs(min(ops, size), start=size)
     order = list(range(size))
     random.Random(SEED).shuffle(order)
     join_ids = [inputs[i][0] for i in order[: min(ops, size)]]
-    fill, evict, join, fill_no_gc = [], [], [], []
+    runs: dict[str, list[float]] = {}
+
+    def record(key: str, wall_cpu: tuple[float, float]) -> None:
+        runs.setdefault(f"{key}_us", []).append(wall_cpu[0])
+        runs.setdefault(f"{key}_cpu_us", []).append(wall_cpu[1])
+
     for _ in range(repeats):
         gc.collect()
         store = PendingStore(max_size=size, ttl_ms=10**12)
-        t0 = time.perf_counter_ns()
+        t0 = _clocks()
         _fill(store, inputs)
-        t1 = time.perf_counter_ns()
+        t1 = _clocks()
         for request_id in join_ids:
             store.join(size, request_id=request_id)
-        t2 = time.perf_counter_ns()
+        t2 = _clocks()
         _fill(store, inputs[: len(join_ids)], start_ms=size)  # refill what was joined, back to capacity
-        t3 = time.perf_counter_ns()
+        t3 = _clocks()
         _fill(store, extra, start_ms=2 * size)  # each insert evicts the oldest
-        t4 = time.perf_counter_ns()
-        fill.append((t1 - t0) / size / 1_000)
-        join.append((t2 - t1) / len(join_ids) / 1_000)
-        evict.append((t4 - t3) / len(extra) / 1_000)
+        t4 = _clocks()
+        record("insert", _per_op(t0, t1, size))
+        record("join", _per_op(t1, t2, len(join_ids)))
+        record("insert_full", _per_op(t3, t4, len(extra)))
         del store
-        fill_no_gc.append(_fill_without_gc(size, inputs))
-    return {
-        "insert_us": statistics.median(fill),
-        "insert_no_gc_us": statistics.median(fill_no_gc),
-        "insert_full_us": statistics.median(evict),
-        "join_us": statistics.median(join),
-    }
+        runs.setdefault("insert_no_gc_cpu_us", []).append(_fill_without_gc(size, inputs))
+    return {key: statistics.median(values) for key, values in runs.items()}
 
 
 def run_pending(plan: Plan) -> list[dict[str, Any]]:
@@ -540,9 +550,12 @@ COLUMNS = (
     "per_event_us",
     "cpu_us",
     "insert_us",
-    "insert_no_gc_us",
+    "insert_cpu_us",
+    "insert_no_gc_cpu_us",
     "insert_full_us",
+    "insert_full_cpu_us",
     "join_us",
+    "join_cpu_us",
     "store_bytes_per_entry",
     "payload_bytes_per_entry",
     "rss_mb",
@@ -639,16 +652,19 @@ def sweep_table(rows: list[dict[str, Any]], label: str, series: str) -> list[str
 
 def pending_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| entries | insert µs (filling) | same, GC off | insert µs (at capacity, evicts) | join µs | "
-        "store B/entry | payload B/entry | RSS MB |",
+        "| entries | insert µs wall / CPU | insert CPU µs, GC off | insert at capacity (evicts) wall / CPU | "
+        "join wall / CPU | store B/entry | payload B/entry | RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+
+        def pair(key: str) -> str:
+            return f"{_f(r[f'{key}_us'], 2)} / {_f(r[f'{key}_cpu_us'], 2)}"  # noqa: B023 - used at once
+
         lines.append(
-            f"| {r['x']:,} | {_f(r['insert_us'], 2)} | {_f(r['insert_no_gc_us'], 2)} | "
-            f"{_f(r['insert_full_us'], 2)} | "
-            f"{_f(r['join_us'], 2)} | {_f(r['store_bytes_per_entry'], 0)} | "
-            f"{_f(r['payload_bytes_per_entry'], 0)} | {_f(r['rss_mb'], 0)} |"
+            f"| {r['x']:,} | {pair('insert')} | {_f(r['insert_no_gc_cpu_us'], 2)} | {pair('insert_full')} | "
+            f"{pair('join')} | {_f(r['store_bytes_per_entry'], 0)} | {_f(r['payload_bytes_per_entry'], 0)} | "
+            f"{_f(r['rss_mb'], 0)} |"
         )
     return lines
 
@@ -682,10 +698,11 @@ def headline(sections: Sequence[Section]) -> list[str]:
             return f"{_f(first[key], 2)} → {_f(last[key], 2)} µs"
 
         lines.append(
-            f"- Pending store {first['x']:,} → {last['x']:,} entries: insert {span('insert_us')} (garbage "
-            f"collector off: {span('insert_no_gc_us')}), insert at capacity {span('insert_full_us')}, join "
-            f"{span('join_us')}; {_f(own + last['payload_bytes_per_entry'], 0)} bytes per entry at "
-            f"{last['x']:,} ({_f(own, 0)} of them the store's own)."
+            f"- Pending store {first['x']:,} → {last['x']:,} entries, CPU per operation: insert "
+            f"{span('insert_cpu_us')} (garbage collector off: {span('insert_no_gc_cpu_us')}), insert at "
+            f"capacity {span('insert_full_cpu_us')}, join {span('join_cpu_us')}; "
+            f"{_f(own + last['payload_bytes_per_entry'], 0)} bytes per entry at {last['x']:,} "
+            f"({_f(own, 0)} of them the store's own)."
         )
     return lines
 
@@ -734,13 +751,13 @@ def plot(sections: Sequence[Section], out: Path) -> None:
     rows = sorted(_rows(sections, "pending"), key=lambda r: r["x"])
     xs = [r["x"] for r in rows]
     for key, label in (
-        ("insert_us", "insert (filling)"),
-        ("insert_no_gc_us", "insert (filling, GC off)"),
-        ("insert_full_us", "insert (at capacity)"),
-        ("join_us", "join"),
+        ("insert_cpu_us", "insert (filling)"),
+        ("insert_no_gc_cpu_us", "insert (filling, GC off)"),
+        ("insert_full_cpu_us", "insert (at capacity)"),
+        ("join_cpu_us", "join"),
     ):
         ax.plot(xs, [r[key] for r in rows], marker="o", label=label)
-    ax.set(xscale="log", xlabel="pending entries", ylabel="µs per operation", title="pending store")
+    ax.set(xscale="log", xlabel="pending entries", ylabel="CPU µs per operation", title="pending store")
     _label_x(ax, xs)
     ax.set_ylim(bottom=0)
     twin = ax.twinx()

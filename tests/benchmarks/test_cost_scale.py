@@ -67,7 +67,9 @@ def test_every_section_gives_rows_and_the_report_files(cost_scale, tiny, tmp_pat
 
 def test_pending_store_figures_per_size(cost_scale):
     times = cost_scale.time_pending(size=50, ops=20, repeats=1)
-    assert set(times) == {"insert_us", "insert_no_gc_us", "insert_full_us", "join_us"}
+    assert set(times) == {
+        f"{op}_{clock}" for op in ("insert", "insert_full", "join") for clock in ("us", "cpu_us")
+    } | {"insert_no_gc_cpu_us"}
     assert min(times.values()) > 0
     store_bytes, payload_bytes = cost_scale.pending_bytes(50)
     assert store_bytes > 0 and payload_bytes > 0
