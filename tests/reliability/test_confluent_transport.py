@@ -58,6 +58,89 @@ def test_the_missing_package_stops_the_cli_with_exit_code_2(monkeypatch, capsys)
     assert "activestream[fast]" in capsys.readouterr().err
 
 
+# -- poll: batching and errors in the message stream (librdkafka stood in for) ------------------------------
+
+
+class Record:
+    """A librdkafka message (``confluent_kafka.Message`` cannot be built in Python)."""
+
+    def __init__(self, offset: int, error=None):
+        self._offset, self._error = offset, error
+
+    def error(self):
+        return self._error
+
+    def topic(self):
+        return "events"
+
+    def partition(self):
+        return 0
+
+    def offset(self):
+        return self._offset
+
+    def value(self):
+        return b"{}"
+
+    def key(self):
+        return None
+
+    def headers(self):
+        return None
+
+    def timestamp(self):
+        return (confluent.ck.TIMESTAMP_CREATE_TIME, 1)
+
+
+class FakeConsumer:
+    """Answers ``consume`` from a script of batches and records each call."""
+
+    def __init__(self, *batches: list[Record]):
+        self.batches, self.calls = list(batches), []
+
+    def consume(self, num_messages: int, timeout: float) -> list[Record]:
+        self.calls.append((num_messages, timeout))
+        return self.batches.pop(0) if self.batches else []
+
+
+def adapter_on(fake: FakeConsumer):
+    adapter = object.__new__(confluent.ConfluentConsumerAdapter)  # no client: only poll() is exercised
+    adapter.__dict__.update(
+        _consumer=fake,
+        _callbacks={"assign": None},
+        _callback_error=None,
+        _pending_error=None,
+        _assigned=set(),
+        _sought=None,
+        _closed=False,
+    )
+    return adapter
+
+
+def test_poll_returns_what_is_there_at_once_and_otherwise_waits_for_the_first_message():
+    fake = FakeConsumer([Record(0), Record(1)])
+    assert [m.offset for m in adapter_on(fake).poll(5.0, 100)] == [0, 1]
+    assert fake.calls == [(100, 0)]  # never librdkafka's "wait until 100 arrived or 5 s passed"
+    fake = FakeConsumer([], [Record(0)], [Record(1), Record(2)])
+    assert [m.offset for m in adapter_on(fake).poll(5.0, 100)] == [0, 1, 2]
+    assert fake.calls == [(100, 0), (1, 5.0), (99, 0)]
+
+
+def test_errors_in_the_stream_are_raised_after_the_messages_fetched_with_them():
+    KafkaError = confluent.KafkaError
+    down = Record(-1, KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    eof = Record(-1, KafkaError(KafkaError._PARTITION_EOF))
+    missed = Record(-1, KafkaError(KafkaError._MAX_POLL_EXCEEDED))  # on_lost tells the owner
+    adapter = adapter_on(FakeConsumer([Record(0), eof, missed, down, Record(1)]))
+    assert [m.offset for m in adapter.poll(0.1, 10)] == [0, 1]  # none lost
+    with pytest.raises(BrokerUnavailable, match="_ALL_BROKERS_DOWN"):
+        adapter.poll(0.1, 10)
+    assert adapter.poll(0.1, 10) == []
+    denied = Record(-1, KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    with pytest.raises(TransportError, match="TOPIC_AUTHORIZATION_FAILED"):
+        adapter_on(FakeConsumer([denied])).poll(0.1, 10)
+
+
 # -- security settings ------------------------------------------------------------------------------------
 
 
