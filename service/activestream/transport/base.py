@@ -1,7 +1,9 @@
 """The transport contract the service loop is written against.
 
-Two implementations follow it: ``transport.kafka`` (kafka-python, production) and ``transport.memory``
-(in-process, for unit tests of the loop). The loop never imports kafka-python directly.
+Three implementations follow it: ``transport.kafka`` (kafka-python, the default), ``transport.confluent``
+(confluent-kafka/librdkafka, the optional fast one; ``ACTIVESTREAM_TRANSPORT=confluent``) and
+``transport.memory`` (in-process, for unit tests of the loop). ``transport.factory`` picks one from the
+settings; the loop never imports a Kafka client directly.
 
 Offsets follow Kafka's convention: a committed offset is the offset of the *next* message to read, so
 after processing the message at offset ``o`` the loop commits ``o + 1``.
