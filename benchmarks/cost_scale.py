@@ -794,6 +794,7 @@ def plot_strategies(rows: list[dict[str, Any]], out: Path) -> None:
     ax.set(
         xscale="log", xlabel="µs per event (log)", title="cost per event at a 10% budget, logreg, 10 features"
     )
+    ax.set_xlim(left=1.0)  # bars start at 1 µs, not at the smallest bar
     ax.invert_yaxis()
     ax.legend(fontsize=8)
     fig.tight_layout()
