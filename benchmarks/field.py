@@ -39,6 +39,7 @@ import argparse
 import functools
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 import time
@@ -499,10 +500,11 @@ class LoadSampler:
 
 
 def run_plan(
-    plan: Plan, seed: int, jobs: int, deadline_minutes: float | None = None
+    plan: Plan, seed: int, jobs: int, deadline_minutes: float | None = None, save: Path | None = None
 ) -> tuple[list[Record], list[tuple[Task, Run]], float, list[float]]:
     """Run every task of ``plan`` on ``jobs`` processes; tasks not started within ``deadline_minutes``
-    are skipped and returned with the records, the wall time and the load averages sampled."""
+    are skipped and returned with the records, the wall time and the load averages sampled. With
+    ``save``, each finished task's records are appended to that pickle file (a crash keeps them)."""
     deadline = time.time() + deadline_minutes * 60 if deadline_minutes else None
     tasks = make_tasks(plan, seed, deadline)
     estimate = sum(t.cost for t in tasks) / max(jobs, 1) / 60
@@ -515,17 +517,25 @@ def run_plan(
     start = time.perf_counter()
     records: list[Record] = []
     skipped: list[tuple[Task, Run]] = []
-    if jobs > 1:
-        # Fork before any JVM starts: each worker starts its own when it first runs a MOA peer.
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for done, missed in pool.imap_unordered(run_task, tasks):
+    journal = open(save, "ab") if save else None  # noqa: SIM115 - appended to as tasks finish
+    try:
+        if jobs > 1:
+            # Fork before any JVM starts: each worker starts its own when it first runs a MOA peer.
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                for done, missed in pool.imap_unordered(run_task, tasks):
+                    records += done
+                    skipped += missed
+                    if journal:
+                        pickle.dump(done, journal)
+                        journal.flush()
+        else:
+            for task in tasks:
+                done, missed = run_task(task)
                 records += done
                 skipped += missed
-    else:
-        for task in tasks:
-            done, missed = run_task(task)
-            records += done
-            skipped += missed
+    finally:
+        if journal:
+            journal.close()
     return records, skipped, time.perf_counter() - start, load.stop()
 
 
@@ -539,6 +549,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--streams", default=None, help="comma-separated streams (default: all)")
     parser.add_argument("--learners", default=None, help="comma-separated base learners (default: all)")
     parser.add_argument("--n", type=int, default=None, help="events per stream (overrides the mode)")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="append every finished task's records to this pickle file"
+    )
     parser.add_argument(
         "--deadline",
         type=float,
@@ -596,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     plan = select(QUICK if args.quick else FULL, args)
     args.commit = git_commit()  # of the code that runs, before others commit more
-    records, skipped, wall, load = run_plan(plan, args.seed, args.jobs, args.deadline)
+    records, skipped, wall, load = run_plan(plan, args.seed, args.jobs, args.deadline, args.save)
     args.out.mkdir(parents=True, exist_ok=True)
     write_outputs(records, skipped, plan, args, wall, load, args.out)
     print(f"wall time {wall / 60:.1f} min; results in {args.out}", file=sys.stderr)

@@ -56,27 +56,38 @@ class Supervised:
 
 
 class RiverActive:
-    """A river active learner that asks, and predicts ``None``, while its model knows no class.
+    """A river active learner with activestream's cold start: it asks while its model gives fewer than
+    two classes a positive probability.
 
-    river 0.26's ``ActiveLearningClassifier.predict_one`` returns the empty probability dict itself when
-    the classifier has seen no label yet (HAT and GNB do that; logistic regression always answers), and
-    ``EntropySampler`` never asks about an empty distribution, so it would never start learning.
+    Without it river 0.26's ``EntropySampler`` never starts learning on a cold HAT or GNB: their first
+    answer is an empty distribution (``predict_one`` then returns the empty dict as the prediction), the
+    next a single class, and the entropy of both is 0 — never asked; with one class whose probability
+    rounds off 1, ``_p`` divides by log2(1) = 0 (``ZeroDivisionError``).
 
     >>> from river import active, naive_bayes
-    >>> RiverActive(active.EntropySampler(naive_bayes.GaussianNB(), seed=1)).predict_one({"a": 1.0})
+    >>> sampler = RiverActive(active.EntropySampler(naive_bayes.GaussianNB(), seed=1))
+    >>> sampler.predict_one({"a": 1.0})
     (None, True)
+    >>> sampler.learn_one({"a": 1.0}, "x")
+    >>> sampler.predict_one({"a": 1.0})
+    ('x', True)
+    >>> class OneClassUnnormalised:
+    ...     def predict_proba_one(self, x): return {"x": 0.5}
+    >>> RiverActive(active.EntropySampler(OneClassUnnormalised(), seed=1)).predict_one({})
+    ('x', True)
     """
 
     def __init__(self, learner: Any) -> None:
         self.learner = learner
 
     def predict_one(self, x: dict[str, Any]) -> tuple[Any, bool]:
-        y_pred, ask = self.learner.predict_one(x)
-        if isinstance(y_pred, dict):
-            # No probabilities yet: the entropy of an empty distribution is 0, so the sampler would
-            # never ask and never learn. Ask, as activestream's measures do at a cold start.
-            return None, True
-        return y_pred, ask
+        try:
+            proba, ask = self.learner.predict_proba_one(x)
+        except ZeroDivisionError:
+            proba, ask = self.learner.classifier.predict_proba_one(x), True
+        if sum(1 for p in proba.values() if p > 0) < 2:
+            ask = True
+        return (max(proba, key=proba.__getitem__) if proba else None), ask
 
     def learn_one(self, x: dict[str, Any], y: Any) -> None:
         self.learner.learn_one(x, y)
