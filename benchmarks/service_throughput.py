@@ -1107,7 +1107,8 @@ LABEL_REGIMES = {
 }
 GOAL_RATE = 150_000
 MATRIX_PARTS = (
-    ("poll (transport: fetch, decode, Message objects)", "activestream/transport", "poll"),
+    ("poll (confluent: fetch, decode, Message objects)", "transport/confluent.py", "poll"),
+    ("poll (kafka-python: fetch, decode, Message objects)", "transport/kafka.py", "poll"),
     ("parse events (batch: fast path + pydantic fallback)", "activestream/batch_parsing.py", "parse_events"),
     ("parse events (per event: pydantic)", "activestream/messages.py", "parse_event"),
     (
