@@ -66,7 +66,16 @@ def _construct(event_id: str, features: dict[str, Any], fields_set: set[str]) ->
     return event
 
 
+_FLOAT: Final = frozenset({float})
+_PLAIN: Final = frozenset({float, int, str, bool})
+
+
 def _usable(values: Any) -> bool:
+    kinds = set(map(type, values))
+    if kinds <= _FLOAT:  # the common event: one C-level pass (JSON's 1e400 decodes to inf)
+        return all(map(math.isfinite, values))
+    if not kinds <= _PLAIN:
+        return False
     for value in values:
         kind = type(value)
         if kind is float:

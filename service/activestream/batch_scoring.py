@@ -196,13 +196,21 @@ def vectorisable(classifier: base.Classifier) -> bool:
 _NUMBER_TYPES = frozenset({float, int, bool})
 
 
-def _vector_probas(classifier: base.Classifier, rows: Sequence[Features]) -> list[dict | None]:
-    """Probabilities of the rows the vectorised path covers; ``None`` for the others."""
+def _vector_probas(
+    classifier: base.Classifier, rows: Sequence[Features]
+) -> tuple[list[dict | None], list[tuple[list[int], np.ndarray]]]:
+    """Probabilities of the rows the vectorised path covers (``None`` for the others), and for each group
+    of rows the matrix of those probabilities (columns in the dicts' order)."""
     model, adaptive = _served(classifier)
     out: list[dict | None] = [None] * len(rows)
+    matrices: list[tuple[list[int], np.ndarray]] = []
     snapshot = LinearSnapshot.of(model)
     if snapshot is None:
-        return out
+        return out, matrices
+    # What DriftAdaptiveClassifier._complete appends: the other classes it has seen, at 0 (dict-key
+    # equality: 1 and 0 are True and False already).
+    binary: dict[ClassLabel, float] = {False: 0.0, True: 0.0}
+    extra = [label for label in adaptive._classes if label not in binary] if adaptive is not None else []
     # Rows with the same features in the same order share a matrix (usually the whole run).
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, x in enumerate(rows):
@@ -211,16 +219,19 @@ def _vector_probas(classifier: base.Classifier, rows: Sequence[Features]) -> lis
     for keys, indices in groups.items():
         if snapshot.one_hot and not snapshot.one_hot.isdisjoint(keys):
             continue
-        matrix = np.array([list(rows[i].values()) for i in indices], dtype=float).reshape(
-            len(indices), len(keys)
-        )
-        positive = snapshot.positive_proba(keys, matrix)
+        matrix = np.array([list(rows[i].values()) for i in indices], dtype=float)
+        positive = snapshot.positive_proba(keys, matrix.reshape(len(indices), len(keys)))
         if positive is None:
             continue
         for i, p in zip(indices, positive, strict=True):
             proba = {False: 1.0 - p, True: p}
-            out[i] = adaptive._complete(proba) if adaptive is not None else proba
-    return out
+            for label in extra:
+                proba[label] = 0.0
+            out[i] = proba
+        p_true = np.array(positive, dtype=float)
+        columns = [1.0 - p_true, p_true, *(np.zeros(len(indices)) for _ in extra)]
+        matrices.append((indices, np.column_stack(columns)))
+    return out, matrices
 
 
 def score_batch(learner: ActiveLearner, rows: Sequence[Features]) -> list[Scored | Exception]:
@@ -231,8 +242,9 @@ def score_batch(learner: ActiveLearner, rows: Sequence[Features]) -> list[Scored
     measures draw and remember exactly as event by event.
     """
     classifier, measure = learner.classifier, learner.informativeness
+    vectorised, matrices = _vector_probas(classifier, rows)
     probas: list[dict | Exception] = []
-    for x, proba in zip(rows, _vector_probas(classifier, rows), strict=True):
+    for x, proba in zip(rows, vectorised, strict=True):
         if proba is None:
             try:
                 proba = dict(classifier.predict_proba_one(x))
@@ -241,7 +253,11 @@ def score_batch(learner: ActiveLearner, rows: Sequence[Features]) -> list[Scored
         probas.append(proba)
     scores: list[float | Exception | None] = [None] * len(rows)
     if type(measure) in _VECTORISED_MEASURES:
-        _score_vectorised(measure, probas, scores)
+        for indices, matrix in matrices:
+            for i, score in zip(indices, measure.score_many(matrix).tolist(), strict=True):
+                scores[i] = score
+        rest = [p if s is None else None for p, s in zip(probas, scores, strict=True)]
+        _score_vectorised(measure, rest, scores)
     for i, proba in enumerate(probas):
         if isinstance(proba, Exception):
             scores[i] = proba
