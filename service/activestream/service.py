@@ -23,6 +23,13 @@ logic of its own beyond ordering, which is where the guarantees live:
   ``activestream.reason``/``detail``/``source.*`` headers, and counted. When nearly everything is
   rejected the service stops (``DeadLetterLimitExceeded``): that is a bug or a misconfiguration.
 
+- **Batch scoring changes nothing but speed.** With ``batch_scoring=auto`` each run of event messages
+  between two labels is parsed and scored together (``batch_parsing``, ``batch_scoring``; the model only
+  changes when it learns a label), then decided, concluded and counted in message order as one event at
+  a time would be: same decisions, records, dead letters, metrics and offsets (a test runs both paths).
+  Where a later event's duplicate check depends on an earlier one's ask (a full pending store, batch
+  selection mode), that run goes event by event.
+
 ``request_stop()`` (thread-safe; the CLI's signal handlers call it) lets the batch in flight finish, then
 the loop flushes, checkpoints, commits and closes.
 """
