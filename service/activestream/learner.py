@@ -31,7 +31,7 @@ from river import base
 from river.active.base import ActiveLearningClassifier
 
 from activestream.decide import Policy, make_policy
-from activestream.models import make_model
+from activestream.models import binary_only, check_binary_label, make_model
 from activestream.score import Measure, make_measure
 from activestream.types import ClassLabel, Features, Proba
 
@@ -140,7 +140,18 @@ class ActiveLearner(ActiveLearningClassifier):
         return decision.y_pred, decision.ask
 
     def learn_one(self, x: Features, y: ClassLabel, **kwargs: Any) -> None:
-        """Learn one labeled example; ``kwargs`` (e.g. ``unbiased=True``) go to the classifier."""
+        """Learn one labeled example; ``kwargs`` (e.g. ``unbiased=True``) go to the classifier.
+
+        A binary model refuses a third class rather than learning it as ``True``:
+
+        >>> learner = make_learner("logreg", seed=1)
+        >>> learner.learn_one({"a": 1.0}, "down")
+        Traceback (most recent call last):
+        ...
+        activestream.models.BinaryLabelError: the model is binary ... got 'down'; ...
+        """
+        if binary_only(self.classifier):
+            check_binary_label(y)
         self.classifier.learn_one(x, y, **kwargs)
         self._measure.learn_one(x, y)
 

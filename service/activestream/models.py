@@ -5,7 +5,15 @@
 >>> list(model.steps)[-1]
 'LogisticRegression'
 >>> sorted(MODELS)
-['arf', 'gnb', 'hat', 'ht', 'logreg']
+['arf', 'gnb', 'hat', 'ht', 'logreg', 'logreg_ovr']
+
+``logreg`` is a binary classifier: it learns the labels ``True``/``False`` (or ``1``/``0``) only, and the
+learner refuses any other label with a clear error instead of folding it into ``True``. For more classes,
+or labels such as ``"up"``/``"down"``, ``logreg_ovr`` is the same model one-vs-rest; the trees, Gaussian NB
+and the forest are multi-class already.
+
+>>> binary_only(make_model("logreg")), binary_only(make_model("logreg_ovr")), binary_only(make_model("hat"))
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -13,15 +21,27 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable
 
-from river import base, compose, forest, linear_model, naive_bayes, optim, preprocessing, tree
+from river import base, compose, forest, linear_model, multiclass, naive_bayes, optim, preprocessing, tree
+
+from activestream.types import ClassLabel
 
 
-def _logreg(seed: int | None) -> base.Classifier:
+def _features() -> compose.TransformerUnion:
     # Scaling matters: SGD on raw features of very different ranges (e.g. Agrawal's salaries) diverges.
     # Events may carry string features too (the wire format allows them): those are one-hot encoded.
     numeric = compose.SelectType(numbers.Number) | preprocessing.StandardScaler()
     categorical = compose.SelectType(str) | preprocessing.OneHotEncoder()
-    return (numeric + categorical) | linear_model.LogisticRegression(optimizer=optim.SGD(0.05))
+    return numeric + categorical
+
+
+def _logreg(seed: int | None) -> base.Classifier:
+    return _features() | linear_model.LogisticRegression(optimizer=optim.SGD(0.05))
+
+
+def _logreg_ovr(seed: int | None) -> base.Classifier:
+    return _features() | multiclass.OneVsRestClassifier(
+        linear_model.LogisticRegression(optimizer=optim.SGD(0.05))
+    )
 
 
 def _hat(seed: int | None) -> base.Classifier:
@@ -43,6 +63,7 @@ def _arf(seed: int | None) -> base.Classifier:
 #: Factories by name; each takes a seed (ignored by deterministic models).
 MODELS: dict[str, Callable[[int | None], base.Classifier]] = {
     "logreg": _logreg,
+    "logreg_ovr": _logreg_ovr,
     "hat": _hat,
     "ht": _ht,
     "gnb": _gnb,
@@ -58,10 +79,35 @@ def make_model(name: str, seed: int | None = None) -> base.Classifier:
     >>> make_model("svm")
     Traceback (most recent call last):
     ...
-    ValueError: unknown model 'svm'; choose one of: arf, gnb, hat, ht, logreg
+    ValueError: unknown model 'svm'; choose one of: arf, gnb, hat, ht, logreg, logreg_ovr
     """
     try:
         factory = MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}") from None
     return factory(seed)
+
+
+def binary_only(model: base.Classifier) -> bool:
+    """Whether ``model`` learns two classes only (river's own flag: ``False`` for its binary classifiers)."""
+    return not model._multiclass
+
+
+class BinaryLabelError(ValueError):
+    """A binary model was given a label other than ``True``/``False``/``1``/``0``."""
+
+
+def check_binary_label(y: ClassLabel) -> None:
+    """Refuse, for a binary model, a label it would silently read as ``True`` (or fail on, deep in river).
+
+    >>> check_binary_label(True); check_binary_label(0)
+    >>> check_binary_label("down")
+    Traceback (most recent call last):
+    ...
+    activestream.models.BinaryLabelError: the model is binary (labels true/false or 1/0) and got 'down'; ...
+    """
+    if isinstance(y, str) or y not in (False, True):
+        raise BinaryLabelError(
+            f"the model is binary (labels true/false or 1/0) and got {y!r}; "
+            "use a multi-class model such as logreg_ovr, hat or gnb"
+        )

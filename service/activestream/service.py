@@ -100,6 +100,10 @@ _REACHABILITY_TIMEOUT_S: Final = 2.0
 PAUSED: Final = "paused"
 
 
+#: A model's error message goes into the dead letter's reason header, cut to this length.
+_MAX_REASON_CHARS = 300
+
+
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -762,7 +766,9 @@ class Service:
         except Exception as error:
             log.warning("model rejected a label", extra={"error": repr(error)})
             return Rejection(
-                RejectReason.UNEXPECTED_LABEL, f"the model cannot learn it: {type(error).__name__}"
+                # The message says which label and what to do (e.g. a binary model given a third class).
+                RejectReason.UNEXPECTED_LABEL,
+                f"the model cannot learn it: {type(error).__name__}: {error}"[:_MAX_REASON_CHARS],
             )
         self.model_version += 1
         self.metrics.learned(y, delay_ms / 1000)

@@ -18,6 +18,7 @@ from activestream.decide.policies import Split
 from activestream.learner import ActiveLearner
 from activestream.messages import DecisionRecord, LabelRequest, request_id_for
 from activestream.metrics import Metric
+from activestream.models import make_model
 from activestream.service import DeadLetterLimitExceeded, Service
 from activestream.transport.base import Message, TopicPartition
 from activestream.transport.errors import DeliveryError
@@ -296,6 +297,31 @@ def test_events_the_model_cannot_score_are_dead_lettered(harness):
     drain(service)
     assert [headers(m)["activestream.reason"] for m in harness.dead_letters()] == ["schema"]
     assert [r.event_id for r in harness.requests()] == ["e2"]
+
+
+@pytest.mark.parametrize("model", ["logreg", "logreg_ovr"])
+def test_a_binary_model_dead_letters_a_label_it_cannot_learn_and_says_what_to_use(harness, model):
+    # Even "up" is refused by the binary logreg: only True/False/1/0 are binary labels.
+    service = harness.service(ActiveLearner(make_model(model), policy=Split(1.0, v=1.0, seed=3), seed=3))
+    harness.send_events(range(3))
+    drain(service)
+    requests = harness.requests()
+    harness.send(
+        "labels",
+        *(
+            json.dumps({"request_id": r.request_id, "label": y}).encode()
+            for r, y in zip(requests, ["up", "down", "flat"], strict=True)
+        ),
+    )
+    drain(service)
+    refused = {headers(m)["activestream.detail"] for m in harness.dead_letters()}
+    if model == "logreg":
+        assert len(harness.dead_letters()) == 3
+        assert all("binary" in detail and "logreg_ovr" in detail for detail in refused)
+        assert all(headers(m)["activestream.reason"] == "unexpected_label" for m in harness.dead_letters())
+    else:
+        assert harness.dead_letters() == []
+        assert set(service.learner.classifier.predict_proba_one({"x": 1.0})) == {"up", "down", "flat"}
 
 
 def test_the_dead_letter_limit_stops_the_service(tmp_path):
