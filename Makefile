@@ -32,11 +32,18 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check service tests benchmarks
 	$(BIN)/ruff format --check service tests benchmarks
 
-bench: $(VENV)/.installed-bench
-	$(BIN)/python benchmarks/label_efficiency.py --quick
+# `make bench`: the quick versions (a few minutes; CI runs them after the tests as a smoke test, writing
+# *_quick.* results). `make bench FULL=1`: the full runs whose results are committed and quoted in README.
+FULL ?=
+BENCH_MODE := $(if $(FULL),,--quick)
 
-bench-full: $(VENV)/.installed-bench
-	$(BIN)/python benchmarks/label_efficiency.py
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/field.py $(BENCH_MODE)
+	$(BIN)/python benchmarks/cost_scale.py $(BENCH_MODE)
+	$(BIN)/python benchmarks/service_throughput.py --matrix $(BENCH_MODE)
+
+bench-full:
+	$(MAKE) bench FULL=1
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info service/*.egg-info
