@@ -18,7 +18,8 @@ Methods (``METHODS``):
 - scikit-activeml's stream strategies, unchanged, about the same river model (``label_efficiency``'s
   ``SkactivemlStreamLearner`` adapter): VariableUncertainty, RandomVariableUncertainty, Split,
   StreamProbabilisticAL and the four CognitiveDualQuery variants;
-- MOA's ``ALUncertainty`` (VarUncertainty, RandVarUncertainty, SelSampling) through capymoa, on MOA's own
+- MOA's ``ALUncertainty`` (VarUncertainty, RandVarUncertainty, SelSampling) and its random sampling
+  (``ALRandom``, also run at 100%: the ceiling of MOA's learners) through capymoa, on MOA's own
   base learners (NaiveBayes for ``gnb``, HoeffdingAdaptiveTree for ``hat``; MOA has no logistic
   regression, so no MOA row for ``logreg``). MOA decides with the label in hand, so with a delay it
   decides when the label arrives (``field_peers.prequential_offer``).
@@ -202,6 +203,8 @@ def _ceiling(s: Setting) -> tuple[Any, dict[str, Any]]:
 
 ENTROPY = "river.EntropySampler"
 CEILING = "supervised (100%)"
+#: MOA's random sampling, also run at 100%: the ceiling of MOA's own learners.
+MOA_CEILING = "moa.ALRandom"
 
 
 def budgeted_methods() -> list[Method]:
@@ -361,6 +364,8 @@ class Plan:
     cost_us: dict[str, float]
     methods: tuple[str, ...] = tuple(METHODS)
     entropy_discounts: tuple[float, ...] = ENTROPY_DISCOUNTS
+    #: Run the ceiling and the EntropySampler sweep of every stream × learner × delay.
+    shared: bool = True
 
 
 def _runs_on(plan: Plan, key: str, stream: str, learner: str, budget: float, delay: int) -> bool:
@@ -384,10 +389,14 @@ def make_tasks(plan: Plan, seed: int, deadline: float | None = None) -> list[Tas
             for delay in plan.delays:
                 cell = dict(stream=stream, n=n, learner=learner, delay=delay, seed=seed)
                 events = n or 2_500
-                runs: list[tuple[Run, ...]] = [(Run(CEILING, 1.0),)]
-                runs.append(tuple(Run(ENTROPY, 0.0, d) for d in plan.entropy_discounts))
+                runs: list[tuple[Run, ...]] = []
+                if plan.shared:
+                    runs.append((Run(CEILING, 1.0),))
+                    runs.append(tuple(Run(ENTROPY, 0.0, d) for d in plan.entropy_discounts))
                 for key in plan.methods:
                     budgets = [b for b in plan.budgets if _runs_on(plan, key, stream, learner, b, delay)]
+                    if key == MOA_CEILING and budgets:
+                        budgets.append(1.0)  # every label, on MOA's own learner
                     if budgets:
                         runs.append(tuple(Run(key, b) for b in budgets))
                 for group in runs:
@@ -422,6 +431,7 @@ COST_US: dict[str, float] = {
     "moa.VarUncertainty": 230,
     "moa.RandVarUncertainty": 350,
     "moa.SelSampling": 200,
+    "moa.ALRandom": 150,
 }
 
 #: Over 500 µs per event: run on a sub-grid (``FULL.restricted``).
@@ -533,6 +543,9 @@ def run_plan(
                 done, missed = run_task(task)
                 records += done
                 skipped += missed
+                if journal:
+                    pickle.dump(done, journal)
+                    journal.flush()
     finally:
         if journal:
             journal.close()
@@ -545,12 +558,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--seed", type=int, default=1, help="seed of the streams and the learners")
     parser.add_argument("--out", type=Path, default=RESULTS, help="output directory")
-    parser.add_argument("--methods", default=None, help="comma-separated method keys (default: all)")
+    parser.add_argument(
+        "--methods", default=None, help="comma- (or ';'-) separated method keys (default: all)"
+    )
     parser.add_argument("--streams", default=None, help="comma-separated streams (default: all)")
     parser.add_argument("--learners", default=None, help="comma-separated base learners (default: all)")
     parser.add_argument("--n", type=int, default=None, help="events per stream (overrides the mode)")
     parser.add_argument(
         "--save", type=Path, default=None, help="append every finished task's records to this pickle file"
+    )
+    parser.add_argument(
+        "--report-from", type=Path, nargs="+", default=None, help="write the outputs from --save files"
+    )
+    parser.add_argument("--wall-minutes", type=float, default=None, help="the wall time, with --report-from")
+    parser.add_argument("--load", default=None, help="the runs' load averages (text), with --report-from")
+    parser.add_argument("--note", default="", help="how the runs were made (text), with --report-from")
+    parser.add_argument("--delays", default=None, help="comma-separated label delays (default: the mode's)")
+    parser.add_argument(
+        "--unrestricted", action="store_true", help="ignore the mode's sub-grids (a supplement)"
+    )
+    parser.add_argument(
+        "--skip-shared", action="store_true", help="no ceiling nor EntropySampler sweep (a supplement)"
     )
     parser.add_argument(
         "--deadline",
@@ -574,20 +602,23 @@ def select(plan: Plan, args: argparse.Namespace) -> Plan:
         lengths = {s: args.n for s in lengths}
     methods = plan.methods
     if args.methods:
-        methods = tuple(k.strip() for k in args.methods.split(","))
+        # ";" separates keys that contain commas (``density[inner=...,memory=50]/...``).
+        methods = tuple(k.strip() for k in args.methods.split(";" if ";" in args.methods else ","))
         unknown = set(methods) - set(METHODS)
         if unknown:
             raise SystemExit(f"unknown methods {sorted(unknown)}; known: {list(METHODS)}")
     learners = tuple(args.learners.split(",")) if args.learners else plan.learners
+    delays = tuple(int(d) for d in args.delays.split(",")) if args.delays else plan.delays
     return Plan(
         lengths,
         learners,
         plan.budgets,
-        plan.delays,
-        plan.restricted,
+        delays,
+        {} if args.unrestricted else plan.restricted,
         plan.cost_us,
         methods,
         plan.entropy_discounts,
+        shared=plan.shared and not args.skip_shared,
     )
 
 
@@ -608,6 +639,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     plan = select(QUICK if args.quick else FULL, args)
+    if args.report_from:
+        # Rebuild the outputs from a journal (--save) of a run that did not finish.
+        records, skipped, wall = [], [], (args.wall_minutes or 0.0) * 60
+        load = []
+        for path in args.report_from:
+            with open(path, "rb") as f:
+                while True:
+                    try:
+                        records += pickle.load(f)
+                    except EOFError:
+                        break
+        args.commit = git_commit()
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_outputs(records, skipped, plan, args, wall, load, args.out)
+        return 0
     args.commit = git_commit()  # of the code that runs, before others commit more
     records, skipped, wall, load = run_plan(plan, args.seed, args.jobs, args.deadline, args.save)
     args.out.mkdir(parents=True, exist_ok=True)

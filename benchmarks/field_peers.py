@@ -25,8 +25,9 @@ from river import metrics
 
 from activestream.evaluate import CurvePoint, PrequentialResult
 
-#: MOA's ALUncertainty strategies compared (``-d``); FixedUncertainty has no budget control of its own.
-MOA_STRATEGIES = ("VarUncertainty", "RandVarUncertainty", "SelSampling")
+#: MOA's ALUncertainty strategies compared (``-d``; FixedUncertainty has no budget control of its own),
+#: and MOA's random sampling (``ALRandom``, fixed budget manager): the baseline on MOA's own learners.
+MOA_STRATEGIES = ("VarUncertainty", "RandVarUncertainty", "SelSampling", "ALRandom")
 #: MOA's nearest base learner to each of ours; MOA has no logistic regression, so ``logreg`` has none.
 MOA_BASE = {
     "gnb": "bayes.NaiveBayes",
@@ -94,11 +95,13 @@ class RiverActive:
 
 
 class MoaUncertainty:
-    """MOA's ``ALUncertainty`` (Žliobaitė et al. 2014, MOA's own implementation) through capymoa.
+    """MOA's ``ALUncertainty`` (Žliobaitė et al. 2014, MOA's own implementation), or ``ALRandom``, through
+    capymoa.
 
     The Java learner is built, configured with ``setViaCLIString``, ``prepareForUse()``-d and only then
     wrapped in capymoa's ``MOAClassifier`` (passing it unprepared raises a NullPointerException in
-    capymoa 0.15.1). Whether a label was used is read from the learner's public ``costLabeling`` count.
+    capymoa 0.15.1). Whether a label was used is read from ``ALUncertainty``'s public ``costLabeling``
+    count, or from ``ALRandom``'s ``getLastLabelAcqReport()``.
     """
 
     def __init__(
@@ -112,7 +115,7 @@ class MoaUncertainty:
     ) -> None:
         from capymoa.base import MOAClassifier
         from capymoa.stream import Schema
-        from moa.classifiers.active import ALUncertainty
+        from moa.classifiers.active import ALRandom, ALUncertainty
 
         if strategy not in MOA_STRATEGIES:
             raise ValueError(f"unknown MOA strategy {strategy!r}; choose one of {MOA_STRATEGIES}")
@@ -125,9 +128,14 @@ class MoaUncertainty:
             categories={"class_label": [str(i) for i in range(len(self.classes))]},
             name="field",
         )
-        learner = ALUncertainty()
-        learner.getOptions().setViaCLIString(f"-l {base} -d {strategy} -b {budget}")
+        if strategy == "ALRandom":
+            learner = ALRandom()
+            learner.getOptions().setViaCLIString(f"-l {base} -b (FixedBM -b {budget})")
+        else:
+            learner = ALUncertainty()
+            learner.getOptions().setViaCLIString(f"-l {base} -d {strategy} -b {budget}")
         learner.prepareForUse()
+        self.random = strategy == "ALRandom"
         self.java = learner
         self.classifier = MOAClassifier(learner, schema=self.schema, random_seed=seed)
 
@@ -144,8 +152,12 @@ class MoaUncertainty:
         """Show MOA the labeled event; ``True`` when it used (paid for) the label."""
         from capymoa.core import LabeledInstance
 
+        instance = LabeledInstance.from_array(self.schema, self._row(x), self.index[y])
+        if self.random:
+            self.classifier.train(instance)
+            return int(self.java.getLastLabelAcqReport()) > 0  # read and reset
         before = int(self.java.costLabeling)
-        self.classifier.train(LabeledInstance.from_array(self.schema, self._row(x), self.index[y]))
+        self.classifier.train(instance)
         return int(self.java.costLabeling) > before
 
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from field import CEILING, ENTROPY, METHODS, OVER_BUDGET_TOLERANCE, Plan, Record, Run, Task
+from field import CEILING, ENTROPY, METHODS, MOA_CEILING, OVER_BUDGET_TOLERANCE, Plan, Record, Run, Task
 
 Key = tuple[str, str, int, float, str]  # stream, learner, delay, budget, method
 
@@ -102,12 +102,11 @@ def budget_table(
         cells = [_cell(rows.get((st, learner, delay, budget, key)), best[st]) for st in streams]
         if any(c != "—" for c in cells):
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    ceiling = [rows.get((st, learner, delay, 1.0, CEILING)) for st in streams]
-    lines.append(
-        f"| *{CEILING}* | "
-        + " | ".join("—" if c is None else f"*{c.accuracy * 100:.1f} / {c.kappa:.2f}*" for c in ceiling)
-        + " |"
-    )
+    for key, name in ((CEILING, CEILING), (MOA_CEILING, "MOA's learner, every label")):
+        ceiling = [rows.get((st, learner, delay, 1.0, key)) for st in streams]
+        if any(ceiling):
+            cells = ("—" if c is None else f"*{c.accuracy * 100:.1f} / {c.kappa:.2f}*" for c in ceiling)
+            lines.append(f"| *{name}* | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -118,7 +117,7 @@ def summary_table(rows: dict[Key, Record], budget: float) -> list[str]:
         if b == budget:
             by_cell[s, le, d][m] = r
     lines = [
-        "| method | cells | mean accuracy − random (pp) | mean − activestream default (pp) "
+        "| method | cells | mean accuracy − random sampling (pp) | mean − activestream default (pp) "
         "| best in cells | over budget † | mean labels used (% of events) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -126,7 +125,9 @@ def summary_table(rows: dict[Key, Record], budget: float) -> list[str]:
         mine = [(cell, runs) for cell, runs in by_cell.items() if key in runs]
         if not mine:
             continue
-        vs_random = [runs[key].accuracy - runs["random"].accuracy for _, runs in mine if "random" in runs]
+        # MOA's strategies against MOA's random sampling (same MOA learner); the rest against ours.
+        rnd = MOA_CEILING if key.startswith("moa.") and key != MOA_CEILING else "random"
+        vs_random = [runs[key].accuracy - runs[rnd].accuracy for _, runs in mine if rnd in runs]
         default = "activestream default"
         vs_default = [runs[key].accuracy - runs[default].accuracy for _, runs in mine if default in runs]
         best = sum(
@@ -180,7 +181,7 @@ def cost_table(records: Sequence[Record], learners: Sequence[str]) -> list[str]:
     return lines
 
 
-def machine_info(load: Sequence[float], commit: str) -> dict[str, str]:
+def machine_info(load: Sequence[float], commit: str, load_text: str | None = None) -> dict[str, str]:
     from importlib import metadata
 
     cpu = platform.processor() or platform.machine()
@@ -205,7 +206,7 @@ def machine_info(load: Sequence[float], commit: str) -> dict[str, str]:
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "1-min load average during the run (shared machine; mean / max)": (
-            f"{statistics.fmean(load):.1f} / {max(load):.1f}" if load else "n/a"
+            load_text or (f"{statistics.fmean(load):.1f} / {max(load):.1f}" if load else "n/a")
         ),
         "python": platform.python_version(),
         **versions,
@@ -214,16 +215,27 @@ def machine_info(load: Sequence[float], commit: str) -> dict[str, str]:
     }
 
 
-def _restrictions(plan: Plan) -> list[str]:
+def _restrictions(records: Sequence[Record], plan: Plan) -> list[str]:
+    """The methods that ran on less than the full product, and where they ran (from the records)."""
+    full = {
+        (s, le, d, b) for s in plan.lengths for le in plan.learners for d in plan.delays for b in plan.budgets
+    }
+    cells: dict[str, set[tuple[str, str, int, float]]] = defaultdict(set)
+    for r in records:
+        if r.method in METHODS and r.budget in plan.budgets:
+            cells[r.method].add((r.stream, r.learner, r.delay, r.budget))
     groups: dict[Any, list[str]] = defaultdict(list)
-    for key, grid in plan.restricted.items():
-        groups[grid].append(key)
+    for key, got in cells.items():
+        expected = {c for c in full if c[1] in METHODS[key].learners}
+        if got != expected:
+            grid = tuple(tuple(sorted({c[i] for c in got}, key=str)) for i in range(4))
+            groups[grid, len(got)].append(key)
     lines = []
-    for (streams, learners, budgets, delays), keys in groups.items():
+    for ((streams, learners, delays, budgets), n), keys in groups.items():
         where = "every stream" if set(plan.lengths) <= set(streams) else ", ".join(streams)
         lines.append(
             f"- {', '.join(f'`{k}`' for k in keys)}: {where}; learner {', '.join(learners)}; budget "
-            f"{', '.join(f'{b:.0%}' for b in budgets)}; delay {', '.join(map(str, delays))} only."
+            f"{', '.join(f'{b:.0%}' for b in budgets)}; delay {', '.join(map(str, delays))} only ({n} cells)."
         )
     return lines
 
@@ -239,14 +251,14 @@ def report(
     rows = table_records(records, plan.budgets)
     streams = [s for s in plan.lengths if any(k[0] == s for k in rows)]
     n_of = {r.stream: r.n_events for r in records}
-    info = machine_info(load, getattr(args, "commit", "unknown"))
+    info = machine_info(load, getattr(args, "commit", "unknown"), getattr(args, "load", None))
     mode = "quick" if args.quick else "full"
     lines = [
         f"# Against the field ({mode} run)",
         "",
         f"Generated by `python benchmarks/field.py{' --quick' if args.quick else ''}` "
         f"(seed {args.seed}, {args.jobs} worker processes): wall time {wall / 60:.1f} min, "
-        f"{len(records)} prequential runs.",
+        f"{len(records)} prequential runs." + (f" {args.note}" if getattr(args, "note", "") else ""),
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
         "",
@@ -266,7 +278,9 @@ def report(
         "",
         f"Cells: accuracy % / Cohen's kappa (labels used, % of events). Bold: the best accuracy among "
         f"methods within {OVER_BUDGET_TOLERANCE:.0%} of the budget; † marks a method over that (it cannot "
-        "be best). The last row of each table is the fully supervised ceiling (every label).",
+        "be best). The last rows of each table are the fully supervised ceilings (every label): the "
+        "river learner's, and for hat and gnb MOA's learner's (`moa.ALRandom` at 100%) — MOA's rows "
+        "compare with `moa.ALRandom` and that ceiling, ours with `random` and the river one.",
         "",
         f"river's `EntropySampler` has no budget: its `discount_factor` was swept over "
         f"{', '.join(f'{d:g}' for d in plan.entropy_discounts)} once per stream × learner × delay, and "
@@ -275,7 +289,7 @@ def report(
         "",
         "Sub-grids (the full product of streams × budgets × learners × delays for every other method):",
         "",
-        *_restrictions(plan),
+        *_restrictions(records, plan),
         "",
     ]
     if skipped:
@@ -295,7 +309,9 @@ def report(
     lines += ["## Summary per budget", ""]
     lines.append(
         "Over every cell (stream × learner × delay) a method ran at the budget: its mean accuracy minus "
-        "random sampling's and minus activestream's default in the same cells, and in how many cells it "
+        "random sampling's on the same learner (`random` on the river learner; `moa.ALRandom` on MOA's "
+        "for MOA's strategies; `moa.ALRandom`'s own row is against river's `random`: the learners' "
+        "difference) and minus activestream's default in the same cells, and in how many cells it "
         "was the best of all methods there (methods on a sub-grid meet fewer rivals' cells: compare them "
         "in the logreg, delay 0 tables)."
     )

@@ -113,6 +113,10 @@ def test_sub_grids_restrict_only_their_methods() -> None:
     assert len(default) == len(field.STREAMS) * len(field.LEARNERS) * len(field.DELAYS) * len(field.BUDGETS)
     moa = {t.learner for t, r in runs if r.method.startswith("moa.")}
     assert moa == {"hat", "gnb"}  # MOA has no logistic regression
+    moa_ceiling = {
+        (t.stream, t.learner, t.delay) for t, r in runs if (r.method, r.budget) == ("moa.ALRandom", 1.0)
+    }
+    assert len(moa_ceiling) == len(field.STREAMS) * 2 * len(field.DELAYS)
 
 
 class Echo:
