@@ -144,7 +144,8 @@ def _logreg_ovr(seed: int | None) -> Any:
     return functools.reduce(lambda a, b: a | b, steps) | multiclass.OneVsRestClassifier(logistic)
 
 
-#: Registered so that every method (ours and the peers' adapters) builds it by name.
+#: Every method (ours and the peers' adapters) builds it by name. ``activestream.models`` registers the same
+#: model under this name since commit 22cfc88 (this run's results predate it); keep that one when present.
 MODELS.setdefault("logreg_ovr", _logreg_ovr)
 
 

@@ -420,7 +420,7 @@ def plot(records: Sequence[Record], plan: Plan, path: Path) -> None:
     styles = {
         "activestream default": ("C0", "o", "-"),
         "random": ("C7", "s", "--"),
-        ENTROPY: ("C1", ".", ":"),
+        ENTROPY: ("C1", ".", ""),  # sweep points: nearby label counts, unrelated accuracies
         "skal.VariableUncertainty": ("C2", "^", "-."),
         "skal.StreamProbabilisticAL": ("C4", "*", ""),
         "moa.VarUncertainty": ("C3", "v", "-."),
