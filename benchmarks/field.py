@@ -28,7 +28,7 @@ Methods (``METHODS``):
 Run from the repository root (``PYTHONPATH=service`` or the package installed with the ``bench`` extra)::
 
     python benchmarks/field.py --quick     # smoke test: every method, short streams, a few minutes
-    python benchmarks/field.py             # full matrix (about 50 min on 2 cores)
+    python benchmarks/field.py             # full matrix (about 30 min on the shared 2 cores)
 
 Outputs in ``benchmarks/results/`` (``--out``): ``field.md`` (``field_quick.md`` in quick mode),
 ``field.csv`` and ``field_curves.png``. Seeds are fixed (``--seed``): same seed, same numbers.
@@ -467,7 +467,7 @@ FULL = Plan(
     budgets=BUDGETS,
     delays=DELAYS,
     restricted={
-        **{k: (STREAMS, ("logreg",), BUDGETS, (0,)) for k in MID},
+        **{k: (STREAMS, LEARNERS, BUDGETS, (0,)) for k in MID},
         **{k: (STREAMS, ("logreg",), (0.10,), (0,)) for k in SLOW},
     },
     cost_us=COST_US,
