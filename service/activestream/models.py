@@ -89,8 +89,30 @@ def make_model(name: str, seed: int | None = None) -> base.Classifier:
 
 
 def binary_only(model: base.Classifier) -> bool:
-    """Whether ``model`` learns two classes only (river's own flag: ``False`` for its binary classifiers)."""
-    return not model._multiclass
+    """Whether ``model`` learns two classes only, by river's own flag (``_multiclass``), looking through
+    pipelines and the drift arms to the classifier that learns.
+
+    Only river's estimators are judged: another classifier that never sets the flag inherits river's
+    ``False`` default without meaning it, so it is trusted with any label.
+
+    >>> from river import naive_bayes
+    >>> class Custom(base.Classifier):
+    ...     def learn_one(self, x, y): pass
+    ...     def predict_proba_one(self, x): return {}
+    >>> binary_only(Custom()), binary_only(naive_bayes.GaussianNB())
+    (False, False)
+    """
+    learner = _learning_classifier(model)
+    return type(learner).__module__.startswith("river.") and not learner._multiclass
+
+
+def _learning_classifier(model: base.Classifier) -> base.Classifier:
+    template = getattr(model, "drift_template", None)  # activestream.drift.adaptive's arms
+    if template is not None:
+        return _learning_classifier(template)
+    if isinstance(model, compose.Pipeline):
+        return _learning_classifier(list(model.steps.values())[-1])
+    return model
 
 
 class BinaryLabelError(ValueError):

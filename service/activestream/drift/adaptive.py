@@ -217,6 +217,11 @@ class DriftAdaptiveClassifier(base.Classifier):
     def _multiclass(self) -> bool:  # type: ignore[override]
         return bool(self._template._multiclass)
 
+    @property
+    def drift_template(self) -> base.Classifier:
+        """The untrained model both arms are built from (what ``models.binary_only`` judges)."""
+        return self._template
+
     @classmethod
     def _unit_test_params(cls) -> Any:
         yield {"model": "logreg"}
