@@ -73,7 +73,7 @@ def test_an_outage_that_outlasts_a_flush_in_progress_is_waited_out(proxied_broke
         tmp_path,
         unique_name,
         outage_s=8,
-        backlog=15_000,
+        backlog=80_000,  # seconds of work even for the batch-scoring loop, so the cut lands mid-backlog
         cut_after_s=0.5,
         flush_timeout_seconds=1.5,
         max_poll_records=200,
