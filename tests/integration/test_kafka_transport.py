@@ -332,3 +332,78 @@ def test_flush_raises_and_broker_unreachable_once_the_broker_is_gone(kit, unique
         producer.close()
         admin.close()
         assert time.monotonic() - started < 5
+
+
+def events_before_first_label(
+    consumer: Any,
+    send_labels: Callable[[], None],
+    labels_topic: str,
+    start_after: int = 10_000,
+    timeout_s: float = 120.0,
+    handle: Callable[[Message], object] = lambda m: None,
+) -> int:
+    """How many events ``consumer`` (subscribed to an events and a labels topic) reads after
+    ``send_labels()`` produced labels and before the first label: label latency during a backlog, counted.
+
+    Polls as the service does (``poll(1.0, 500)``) and calls ``handle`` with every message, up to the end
+    of the batch the first label came in; ``send_labels`` runs once ``start_after`` events were read. A
+    transport that serves the labels only after the whole backlog scores what was left of it.
+    ``AssertionError`` if no label arrives within ``timeout_s``.
+    """
+    read, sent_at, waited = 0, None, None
+    deadline = time.monotonic() + timeout_s
+    while waited is None:
+        assert time.monotonic() < deadline, f"no label within {timeout_s} s ({read} events read)"
+        for m in consumer.poll(1.0, 500):
+            handle(m)
+            if m.topic != labels_topic:
+                read += 1
+            elif waited is None:
+                assert sent_at is not None, "a label arrived before any was sent"
+                waited = read - sent_at
+        if sent_at is None and read >= start_after:
+            send_labels()
+            sent_at = read
+    return waited
+
+
+#: Events in the backlog of the fairness test, and the most read after the labels before the first label.
+#: Measured (200k backlog, 25 us of work per event, 2 shared vCPUs): kafka-python 335-41,696; confluent
+#: 6,500-10,000, and 190,000 (the whole backlog) before FairShare.
+BACKLOG, LABEL_BOUND = 200_000, 100_000
+
+
+def test_labels_are_served_within_a_bound_during_an_events_backlog(kit, broker, unique_name):
+    events, labels = unique_name("events"), unique_name("labels")
+    make_topic(kit, broker, events)
+    make_topic(kit, broker, labels)
+    produce(kit, broker, events, [b"%08d" % i + b"-" * 99 for i in range(BACKLOG)])  # ~110 B, as events
+    consumer = make_consumer(kit, broker, unique_name("g"))
+    consumer.subscribe([events, labels])
+    producer = kit.Producer(bootstrap_servers=broker.bootstrap_servers)
+    seen: dict[str, list[int]] = {events: [], labels: []}
+
+    def work(m: Message) -> None:  # the service's work on an event (~25 us), so the prefetch fills up
+        seen[m.topic].append(m.offset)
+        if m.topic == events and len(seen[labels]) == 0:
+            until = time.perf_counter() + 25e-6
+            while time.perf_counter() < until:
+                pass
+
+    def send_labels() -> None:
+        for i in range(50):
+            producer.produce(labels, b'{"event_id": "e%d", "label": 1}' % i)
+        producer.flush(10.0)
+
+    waited = events_before_first_label(consumer, send_labels, labels, handle=work)
+    assert waited <= LABEL_BOUND, f"{waited} events before the first label ({kit.name})"
+    while len(seen[events]) < BACKLOG or len(seen[labels]) < 50:
+        batch = consumer.poll(5.0, 500)
+        assert batch, f"stalled at {len(seen[events])} events, {len(seen[labels])} labels"
+        for m in batch:
+            work(m)
+    # Pausing and resuming lost nothing and repeated nothing.
+    assert seen[events] == list(range(BACKLOG)) and seen[labels] == list(range(50))
+    assert consumer.poll(0.5, 500) == []
+    consumer.close()
+    producer.close()

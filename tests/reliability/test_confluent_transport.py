@@ -21,6 +21,7 @@ from activestream.config import ConfigError, load_settings
 from activestream.demo.broker import EmbeddedBroker
 from activestream.demo.proxy import TcpProxy
 from activestream.messages import fit_dead_letter
+from activestream.transport.base import TopicPartition
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 
 confluent = pytest.importorskip("activestream.transport.confluent", reason="pip install 'activestream[fast]'")
@@ -64,14 +65,14 @@ def test_the_missing_package_stops_the_cli_with_exit_code_2(monkeypatch, capsys)
 class Record:
     """A librdkafka message (``confluent_kafka.Message`` cannot be built in Python)."""
 
-    def __init__(self, offset: int, error=None):
-        self._offset, self._error = offset, error
+    def __init__(self, offset: int, error=None, topic: str = "events"):
+        self._offset, self._error, self._topic = offset, error, topic
 
     def error(self):
         return self._error
 
     def topic(self):
-        return "events"
+        return self._topic
 
     def partition(self):
         return 0
@@ -112,6 +113,8 @@ def adapter_on(fake: FakeConsumer):
         _pending_error=None,
         _assigned=set(),
         _sought=None,
+        _fair=confluent.FairShare(),
+        _fair_partitions={},
         _closed=False,
     )
     return adapter
@@ -139,6 +142,103 @@ def test_errors_in_the_stream_are_raised_after_the_messages_fetched_with_them():
     denied = Record(-1, KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
     with pytest.raises(TransportError, match="TOPIC_AUTHORIZATION_FAILED"):
         adapter_on(FakeConsumer([denied])).poll(0.1, 10)
+
+
+# -- fairness: a partition's new records do not wait behind the others' backlog ----------------------------
+# (on the broker, both transports: test_labels_are_served_within_a_bound_during_an_events_backlog)
+
+EVENTS, LABELS = TopicPartition("events", 0), TopicPartition("labels", 0)
+
+
+def test_fair_share_refuses_a_share_below_one():
+    with pytest.raises(ValueError, match="share"):
+        confluent.FairShare(share=0)
+
+
+def test_a_pause_ends_at_its_limit_when_the_starved_partition_delivers_nothing():
+    fair = confluent.FairShare(share=100, pause_limit_s=2.0)
+    highs = {EVENTS: 10_000, LABELS: 5}
+    assert fair.observe({EVENTS: 100}, 100, {EVENTS: 10_000, LABELS: 0}, now=0.0) == (set(), set())
+    assert fair.observe({EVENTS: 200}, 100, highs, now=0.1) == (set(), set())
+    assert fair.observe({EVENTS: 300}, 101, highs, now=0.2) == ({EVENTS}, set())
+    # Paused: the paused partition's own unread records do not make it starved in turn.
+    assert fair.observe({}, 0, highs, now=1.0) == (set(), set()) and fair.waited[EVENTS] == 0
+    # Labels never came (their watermark counted a transaction marker): resume, and do not pause again
+    # for the same watermark.
+    assert fair.observe({}, 0, highs, now=2.3) == (set(), {EVENTS})
+    assert fair.observe({EVENTS: 1000}, 700, highs, now=2.4) == (set(), set())
+    assert fair.next[LABELS] == 5 and fair.paused == set()
+
+
+def test_a_seek_or_an_unknown_watermark_never_counts_as_unread():
+    fair = confluent.FairShare(share=10)
+    assert fair.observe({EVENTS: 50}, 50, {EVENTS: 90, LABELS: -1001}, now=0.0) == (set(), set())
+    assert LABELS not in fair.next  # no fetch seen yet: nothing known
+    fair.sought(LABELS, 7)  # the owner rewound: offsets 7.. are unread
+    assert fair.observe({EVENTS: 100}, 50, {EVENTS: 190, LABELS: 9}, now=0.1) == ({EVENTS}, set())
+    fair.reset()
+    assert (fair.next, fair.waited, fair.paused, fair.starved) == ({}, {}, set(), set())
+
+
+class FairConsumer(FakeConsumer):
+    """``FakeConsumer`` with high watermarks, pause/resume and unassign, recorded."""
+
+    def __init__(self, highs, *batches):
+        super().__init__(*batches)
+        self.highs, self.done = highs, []
+
+    def get_watermark_offsets(self, tp, cached=False):
+        if tp.topic == "broken":
+            raise confluent.KafkaException(confluent.KafkaError(confluent.KafkaError._UNKNOWN_PARTITION))
+        return (0, self.highs[tp.topic])
+
+    def pause(self, tps):
+        self.done.append(("pause", [tp.topic for tp in tps]))
+
+    def resume(self, tps):
+        self.done.append(("resume", [tp.topic for tp in tps]))
+
+    def unassign(self):
+        self.done.append(("unassign", []))
+
+
+def fair_adapter(fake: FairConsumer, *tps: TopicPartition):
+    adapter = adapter_on(fake)
+    adapter._fair = confluent.FairShare(share=2)
+    adapter._assigned = set(tps)
+    adapter._fair_partitions = {tp: confluent._ck(tp) for tp in tps}
+    return adapter
+
+
+def test_the_consumer_pauses_the_others_for_a_starved_partition_and_resumes_them_when_it_was_served():
+    fake = FairConsumer(
+        {"events": 100, "labels": 0},
+        [Record(0), Record(1)],
+        [Record(2), Record(3)],
+        [Record(4), Record(5)],
+        [Record(0, topic="labels")],
+    )
+    adapter = fair_adapter(fake, EVENTS, LABELS)
+    adapter.poll(0.1, 10)
+    fake.highs["labels"] = 1  # a label was fetched, behind the events already queued
+    adapter.poll(0.1, 10)
+    assert fake.done == []
+    adapter.poll(0.1, 10)
+    assert fake.done == [("pause", ["events"])]
+    assert [m.topic for m in adapter.poll(0.1, 10)] == ["labels"]
+    assert fake.done == [("pause", ["events"]), ("resume", ["events"])]
+
+
+def test_a_revoke_while_paused_resumes_before_unassigning_and_a_broken_watermark_is_unknown():
+    fake = FairConsumer({"events": 100, "labels": 5}, [Record(0), Record(1), Record(2)])
+    broken = TopicPartition("broken", 0)
+    adapter = fair_adapter(fake, EVENTS, LABELS, broken)
+    adapter._fair.sought(LABELS, 0)
+    adapter.poll(0.1, 10)
+    assert fake.done == [("pause", ["broken", "events"])] and adapter._fair.next.get(broken) is None
+    adapter._on_revoke(fake, [confluent._ck(EVENTS), confluent._ck(LABELS), confluent._ck(broken)])
+    assert fake.done[1:] == [("resume", ["broken", "events"]), ("unassign", [])]
+    assert adapter._fair.paused == set() and adapter.assignment() == set()
 
 
 # -- security settings ------------------------------------------------------------------------------------

@@ -43,6 +43,14 @@ raised from ``poll()``, after the messages fetched with it were returned.
 ``lag`` uses the larger of the broker's high watermark and the one of the last fetch, like
 ``transport.kafka`` (Tansu's ``ListOffsets`` under-counts), within ``lag_timeout_ms`` in all.
 
+*Fairness across partitions*: librdkafka prefetches every partition into one FIFO queue, so records that
+arrive on one partition (labels) would wait behind everything prefetched from the others (a backlog of
+events). The prefetch is bounded to ``QUEUED_MAX_KBYTES``, and ``FairShare`` pauses the other partitions
+while one with undelivered records (by the high watermark of the last fetch) has waited for
+``FAIR_SHARE`` of their messages, until it delivered. A pause makes librdkafka drop the paused
+partitions' queued records; it fetches them again from the offset after the last one ``poll()`` returned,
+so nothing is skipped or repeated. ``kafka_options`` can still override the prefetch properties.
+
 **Producer** (``ConfluentProducerAdapter``): ``acks=all``, idempotence on, ``linger.ms`` 5,
 ``message.max.bytes`` from ``max_message_bytes``. A full local queue (``BufferError``) is drained by
 serving delivery reports for up to ``max_block_ms``; then ``BrokerUnavailable``. Every record's outcome is
@@ -316,6 +324,94 @@ def _message(m: Any) -> Message:
     return message
 
 
+#: librdkafka's prefetch queue bound (its default, 65536, holds hundreds of thousands of small events).
+QUEUED_MAX_KBYTES: Final = 1024
+#: A partition with unread records waits behind at most about this many messages of the others.
+FAIR_SHARE: Final = 2_000
+#: A pause ends after this long even if the starved partition delivered nothing (its high watermark
+#: counted records it never delivers: transaction markers, compacted offsets).
+_PAUSE_LIMIT_S: Final = 2.0
+
+
+class FairShare:
+    """Which partitions to pause so that no partition's records wait behind more than ``share`` messages
+    of the others (pure bookkeeping; the consumer applies its answers with ``pause``/``resume``).
+
+    librdkafka prefetches every partition into one FIFO queue (up to ``queued.max.messages.kbytes``), so a
+    label produced during a backlog of events is served after everything fetched before it. A partition
+    whose high watermark (as the last fetch saw it) is past the end of what it delivered has unread
+    records; when ``share`` messages of other partitions were delivered meanwhile, it is *starved*: the
+    others are paused (librdkafka drops their queued records and fetches them again, from the position
+    after the last one delivered, on resume) until each starved partition delivered something.
+
+    >>> fair = FairShare(share=1000)
+    >>> events, labels = TopicPartition("events", 0), TopicPartition("labels", 0)
+    >>> fair.observe({events: 500}, 500, {events: 90_000, labels: 0}, now=0.0)  # labels: nothing unread
+    (set(), set())
+    >>> fair.observe({events: 1000}, 500, {events: 90_000, labels: 3}, now=0.1)  # 3 labels behind
+    (set(), set())
+    >>> fair.observe({events: 1500}, 500, {events: 90_000, labels: 3}, now=0.2)
+    (set(), set())
+    >>> fair.observe({events: 2000}, 500, {events: 90_000, labels: 3}, now=0.3)  # waited 1500 > 1000
+    ({TopicPartition(topic='events', partition=0)}, set())
+    >>> fair.observe({labels: 3}, 3, {events: 90_000, labels: 3}, now=0.4)  # served: resume the others
+    (set(), {TopicPartition(topic='events', partition=0)})
+    """
+
+    def __init__(self, share: int = FAIR_SHARE, pause_limit_s: float = _PAUSE_LIMIT_S) -> None:
+        if share < 1:
+            raise ValueError("share must be >= 1")
+        self.share, self.pause_limit_s = share, pause_limit_s
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (a new assignment)."""
+        #: Per partition: the offset after the last record delivered (or sought), else the first high
+        #: watermark seen (records there at the assignment are fetched with the others, in fetch order).
+        self.next: dict[TopicPartition, int] = {}
+        #: Messages of other partitions delivered while this one had unread records.
+        self.waited: dict[TopicPartition, int] = {}
+        self.paused: set[TopicPartition] = set()
+        self.starved: set[TopicPartition] = set()
+        self.until = 0.0
+
+    def sought(self, tp: TopicPartition, offset: int) -> None:
+        """The owner moved ``tp``'s position: records from ``offset`` on are unread."""
+        self.next[tp], self.waited[tp] = offset, 0
+
+    def observe(
+        self, ends: Mapping[TopicPartition, int], count: int, highs: Mapping[TopicPartition, int], now: float
+    ) -> tuple[set[TopicPartition], set[TopicPartition]]:
+        """One poll delivered ``count`` messages, ending at ``ends`` (the offset after each partition's
+        last one); ``highs`` are the assigned partitions' high watermarks (negative: unknown yet).
+        Returns the partitions to pause and the ones to resume."""
+        for tp, high in highs.items():
+            if tp in ends:
+                self.next[tp], self.waited[tp] = ends[tp], 0
+            elif tp not in self.next:
+                if high >= 0:
+                    self.next[tp], self.waited[tp] = high, 0
+            elif high > self.next[tp] and tp not in self.paused:
+                self.waited[tp] = self.waited.get(tp, 0) + count
+            else:
+                self.waited[tp] = 0
+        if self.paused:
+            self.starved -= ends.keys()
+            if self.starved and now < self.until:
+                return set(), set()
+            for tp in self.starved:  # nothing came within the limit: nothing to deliver up to there
+                self.next[tp] = max(self.next[tp], highs.get(tp, -1))
+            resumed, self.paused, self.starved = self.paused, set(), set()
+            self.waited.update(dict.fromkeys(resumed, 0))
+            return set(), resumed & highs.keys()
+        starved = {tp for tp, waited in self.waited.items() if waited > self.share and tp in highs}
+        if not starved:
+            return set(), set()
+        self.starved, self.paused = starved, set(highs) - starved
+        self.until = now + self.pause_limit_s
+        return set(self.paused), set()
+
+
 # -- consumer ---------------------------------------------------------------------------------------------
 
 
@@ -369,6 +465,12 @@ class ConfluentConsumerAdapter(Consumer):
                 "max.poll.interval.ms": max_poll_interval_ms,
                 "fetch.wait.max.ms": fetch_max_wait_ms,
                 "socket.timeout.ms": request_timeout_ms,
+                # A few fetches' worth of prefetch instead of 64 MB, refilled without librdkafka's 1 s
+                # back-off: what FairShare drops on a pause stays small, and a starved partition's new
+                # records are fetched (and its high watermark seen) within a few thousand messages.
+                "queued.max.messages.kbytes": QUEUED_MAX_KBYTES,
+                "max.partition.fetch.bytes": QUEUED_MAX_KBYTES * 1024 // 4,
+                "fetch.queue.backoff.ms": 20,
             },
         )
         with _translated("creating the Kafka consumer"):
@@ -386,6 +488,9 @@ class ConfluentConsumerAdapter(Consumer):
         self._assigned: set[TopicPartition] = set()
         # During on_assign: the offsets sought for the partitions being assigned.
         self._sought: dict[TopicPartition, int] | None = None
+        # Keeps a partition's new records from waiting behind the whole prefetched backlog of the others.
+        self._fair = FairShare()
+        self._fair_partitions: dict[TopicPartition, CkTopicPartition] = {}
         self._closed = False
 
     @classmethod
@@ -443,6 +548,8 @@ class ConfluentConsumerAdapter(Consumer):
                     log.warning("consumer: %s: %s", error.name(), error.str())
             else:
                 errors.append(error)
+        if len(self._fair_partitions) > 1:
+            self._balance(messages)
         if self._callback_error is not None:
             error, self._callback_error = self._callback_error, None
             self._rewind(messages)
@@ -482,6 +589,7 @@ class ConfluentConsumerAdapter(Consumer):
         if self._sought is not None:
             self._sought[tp] = offset  # inside on_assign: applied when the adapter assigns, right after it
             return
+        self._fair.sought(tp, offset)
         try:
             self._consumer.seek(_ck(tp, offset))
         except KafkaException as exc:
@@ -557,6 +665,26 @@ class ConfluentConsumerAdapter(Consumer):
         except KafkaException as exc:
             raise _translate(exc, "polling") from exc
 
+    def _balance(self, messages: list[Message]) -> None:
+        """Pause the other partitions while one is starved, resume them once it was served (``FairShare``)."""
+        last: dict[tuple[str, int], int] = {}
+        for m in messages:
+            last[m.topic, m.partition] = m.offset
+        ends = {TopicPartition(t, p): offset + 1 for (t, p), offset in last.items()}
+        highs = {}
+        for tp, ck_tp in self._fair_partitions.items():
+            try:
+                highs[tp] = self._consumer.get_watermark_offsets(ck_tp, cached=True)[1]
+            except KafkaException:
+                highs[tp] = -1
+        pause, resume = self._fair.observe(ends, len(messages), highs, time.monotonic())
+        with _translated("pausing or resuming partitions for fairness"):
+            if pause:
+                log.debug("consumer: pausing %s while %s catch up", sorted(pause), sorted(self._fair.starved))
+                self._consumer.pause([self._fair_partitions[tp] for tp in sorted(pause)])
+            if resume:
+                self._consumer.resume([self._fair_partitions[tp] for tp in sorted(resume)])
+
     def _rewind(self, messages: list[Message]) -> None:
         """Seek each partition back to the first of ``messages``: a raising poll loses nothing."""
         first: dict[TopicPartition, int] = {}
@@ -581,10 +709,14 @@ class ConfluentConsumerAdapter(Consumer):
     def _on_assign(self, consumer: Any, partitions: list[CkTopicPartition]) -> None:
         tps = {_ours(tp) for tp in partitions}
         self._assigned, self._sought = set(tps), {}
+        self._fair.reset()
+        self._fair_partitions = {tp: _ck(tp) for tp in sorted(tps)}
         try:
             self._run("assign", tps)
         finally:
             sought, self._sought = self._sought or {}, None
+            for tp, offset in sought.items():
+                self._fair.sought(tp, offset)
             try:
                 consumer.assign([_ck(tp, sought.get(tp, _OFFSET_INVALID)) for tp in sorted(tps)])
             except KafkaException as exc:
@@ -601,8 +733,12 @@ class ConfluentConsumerAdapter(Consumer):
         try:
             self._run(kind, {_ours(tp) for tp in partitions})
         finally:
-            self._assigned = set()
+            self._assigned, self._fair_partitions = set(), {}
+            paused = self._fair.paused
+            self._fair.reset()
             with contextlib.suppress(KafkaException):
+                if paused:  # librdkafka keeps a partition's pause across assignments
+                    consumer.resume([_ck(tp) for tp in sorted(paused)])
                 consumer.unassign()
 
 
