@@ -142,3 +142,55 @@ def test_offers_arrive_delay_events_later_and_all_count() -> None:
     assert learner.offers == list(range(10))  # the last 3 offered after the stream ends
     assert result.n_events == 10 and result.labels_used == 5
     assert [p.n_events for p in result.curve] == [5, 10]
+
+
+def test_seed_aggregation_reads_journals_and_csvs_and_reports(tmp_path: Path) -> None:
+    import doctest
+    import pickle
+
+    import field_seeds
+
+    assert doctest.testmod(field_seeds).failed == 0
+
+    def rec(method: str, learner: str, delay: int, acc: float, labels: int) -> field.Record:
+        return field.Record("sea_abrupt", learner, delay, 0.05, method, "x", 1000, labels, acc, 0.5, 1.0)
+
+    one = [rec("random", "gnb", 0, 0.80, 60), rec("activestream default", "gnb", 0, 0.78, 50)]
+    one += [rec("random", "hat", 0, 0.70, 60), rec("moa.ALRandom", "hat", 0, 0.72, 50)]
+    one += [rec("moa.VarUncertainty", "hat", 0, 0.75, 50), rec(field.CEILING, "gnb", 0, 0.9, 1000)]
+    two = [rec("random", "gnb", 0, 0.76, 40), rec("activestream default", "gnb", 0, 0.79, 50)]
+    field_report.write_csv(one, tmp_path / "field.csv")
+    with open(tmp_path / "s2.pkl", "wb") as f:  # a --save journal: one pickle per finished task
+        pickle.dump(two[:1], f)
+        pickle.dump(two[1:], f)
+    assert len(field_seeds.read_records(tmp_path / "s2.pkl")) == 2
+    back = field_seeds.read_records(tmp_path / "field.csv")
+    fields = [(r.method, r.learner, r.delay, r.budget, r.accuracy, r.labels_used) for r in one]
+    assert sorted(
+        (r.method, r.learner, r.delay, r.budget, r.accuracy, r.labels_used) for r in back
+    ) == sorted(fields)
+
+    out = tmp_path / "out"
+    argv = ["--seeds", f"1={tmp_path / 'field.csv'}", f"2={tmp_path / 's2.pkl'}", "--out", str(out)]
+    assert field_seeds.main([*argv, "--note", "test runs"]) == 0
+    with open(out / "field_seeds.csv") as f:
+        rows = {(r["method"], r["delay"]): r for r in csv.DictReader(f) if r["budget"] == "0.05"}
+    ours = rows["activestream default", "0"]
+    assert ours["seeds"] == "2" and ours["seed_means_pp"] == "-2.000;3.000" and ours["mean_pp"] == "0.500"
+    assert (ours["wins"], ours["losses"], ours["cells"]) == ("1", "1", "2")
+    assert ours["baseline_labels_fraction"] == "0.05000"
+    # MOA's strategy against MOA's random sampling; MOA's random sampling against river's.
+    assert rows["moa.VarUncertainty", "0"]["mean_pp"] == "3.000"
+    assert rows["moa.ALRandom", "0"]["mean_pp"] == "2.000"
+    assert ("random", "0") not in rows and not any(m == field.CEILING for m, _ in rows)
+    text = (out / "field_seeds.md").read_text()
+    assert "## Budget 5%" in text and "test runs" in text and "sea_abrupt" in text
+
+
+def test_seed_arguments_are_checked() -> None:
+    import field_seeds
+
+    with pytest.raises(SystemExit, match="SEED=PATH"):
+        field_seeds.parse_seeds(["seven=a.csv"])
+    with pytest.raises(SystemExit, match="SEED=PATH"):
+        field_seeds.parse_seeds(["1="])
