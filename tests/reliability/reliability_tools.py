@@ -623,7 +623,10 @@ def run_outage(
             )
 
         wait_for(settled, 60, "the service caught up", 1.0)
+        caught_up = time.monotonic()
         wait_for(settled, 10, "the service stayed caught up", 1.0)
+        time.sleep(max(0.0, caught_up + 2.0 - time.monotonic()))  # at least 2 s of probes once caught up
+        stayed = time.monotonic()
         stats = annotator.stop()
         prober.stop_event.set()
         prober.join(5)
@@ -634,6 +637,8 @@ def run_outage(
             "verdict": verdict,
             "during": prober.between(cut + 0.5, back - 0.2),
             "after": prober.between(ready_again, ready_again + 3),
+            # Once it caught up with everything produced during and after the outage.
+            "caught_up": prober.between(caught_up, stayed),
             "not_ready_after_s": next(
                 (t - cut for t, _, ready in prober.between(cut, back) if ready != 200), None
             ),
