@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,11 @@ class ActiveLearner(ActiveLearningClassifier):
         decision = self.decide(x)
         return decision.y_pred, decision.ask
 
+    @functools.cached_property
+    def _binary_only(self) -> bool:
+        # Judged once: the classifier (and the template the drift arms rebuild from) never changes type.
+        return binary_only(self.classifier)
+
     def learn_one(self, x: Features, y: ClassLabel, **kwargs: Any) -> None:
         """Learn one labeled example; ``kwargs`` (e.g. ``unbiased=True``) go to the classifier.
 
@@ -150,7 +156,7 @@ class ActiveLearner(ActiveLearningClassifier):
         ...
         activestream.models.BinaryLabelError: the model is binary ... got 'down'; ...
         """
-        if binary_only(self.classifier):
+        if self._binary_only:
             check_binary_label(y)
         self.classifier.learn_one(x, y, **kwargs)
         self._measure.learn_one(x, y)
