@@ -1,19 +1,9 @@
 """The HTTP side: ``/metrics``, ``/healthz`` (liveness) and ``/readyz`` (readiness), on their own thread.
 
-The HTTP thread never touches the consumer (it is not thread-safe) nor the broker: the loop records what
-it observed in a thread-safe :class:`Health`, and the endpoints only read it.
-
-- ``/healthz`` is 200 while the loop completed a batch recently (it is alive, not stuck); it never
-  depends on the broker, so a broker outage does not get the pod restarted in a loop.
-- ``/readyz`` is 200 when partitions are assigned and the last broker check succeeded, 503 otherwise.
-
->>> health = Health(clock=lambda: 100.0)
->>> health.alive(max_age_s=60.0), health.ready()
-(True, False)
->>> health.set_assigned(True)
->>> health.set_broker_reachable(True)
->>> health.ready()
-True
+The HTTP thread never touches the consumer (it is not thread-safe) nor the broker: the loop and the
+broker watch record what they observed in a thread-safe :class:`~activestream.health.Health`, and the
+endpoints only read it (``/healthz``: the loop is alive; ``/readyz``: partitions assigned and the broker
+reachable).
 """
 
 from __future__ import annotations
@@ -21,67 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from activestream.health import Health
 from activestream.metrics import Metrics
 
-__all__ = ["Health", "HttpServer"]
+__all__ = ["HttpServer"]
 
 log = logging.getLogger(__name__)
-
-
-class Health:
-    """What the loop last observed, shared with the HTTP thread.
-
-    Parameters
-    ----------
-    clock
-        Monotonic seconds; the loop's heartbeat is stamped with it. Construction counts as a beat, so the
-        service is alive while it starts (restoring a large checkpoint takes a while).
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last_beat = clock()
-        self._assigned = False
-        self._reachable = False
-
-    def beat(self) -> None:
-        """The loop is alive: it just completed a batch (or an idle poll)."""
-        now = self._clock()
-        with self._lock:
-            self._last_beat = now
-
-    def set_assigned(self, assigned: bool) -> None:
-        with self._lock:
-            self._assigned = assigned
-
-    def set_broker_reachable(self, reachable: bool) -> None:
-        with self._lock:
-            self._reachable = reachable
-
-    def alive(self, max_age_s: float) -> bool:
-        with self._lock:
-            return self._clock() - self._last_beat <= max_age_s
-
-    def ready(self) -> bool:
-        with self._lock:
-            return self._assigned and self._reachable
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "seconds_since_beat": round(self._clock() - self._last_beat, 3),
-                "partitions_assigned": self._assigned,
-                "broker_reachable": self._reachable,
-            }
 
 
 def _handler(metrics: Metrics, health: Health, liveness_timeout_s: float) -> type[BaseHTTPRequestHandler]:

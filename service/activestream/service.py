@@ -63,7 +63,7 @@ from activestream.config import Settings
 from activestream.decide.batch import BatchSelector
 from activestream.decide.budget import WindowedBudget
 from activestream.decide.policies import BELOW_THRESHOLD, RANDOM
-from activestream.http import Health
+from activestream.health import BrokerWatch, Health
 from activestream.join import Expired, JoinResult, JoinStatus, PendingEntry, PendingStore
 from activestream.learner import ActiveLearner, Decision
 from activestream.messages import (
@@ -196,6 +196,17 @@ class Service:
         self.consumer, self.producer, self.admin = consumer, producer, admin
         self.metrics = metrics or Metrics(dead_letter_reasons=[r.value for r in RejectReason])
         self.health = health or Health()
+        # Readiness follows the broker even while the loop is held in a client call (see health.py).
+        self._broker_watch = (
+            BrokerWatch(
+                admin.is_reachable,
+                self.health,
+                settings.health_check_interval_seconds,
+                _REACHABILITY_TIMEOUT_S,
+            )
+            if admin is not None
+            else None
+        )
         self._clock_ms, self._timer = clock_ms, timer
         self._topics = (settings.events_topic, settings.labels_topic)
         self._ttl_ms = settings.label_ttl_seconds * 1000
@@ -291,6 +302,8 @@ class Service:
         if arms is not None:
             self.metrics.adaptation(arms.detector)
         self.metrics.up(True)
+        if self._broker_watch is not None:
+            self._broker_watch.start()
         log.info("service started", extra={"topics": list(self._topics), "strategy": self.learner.strategy})
 
     def run(self) -> None:
@@ -326,6 +339,8 @@ class Service:
             return
         self._closed = True
         self.metrics.up(False)
+        if self._broker_watch is not None:
+            self._broker_watch.stop()
         self._journal.close()
         for part in (self.consumer, self.producer, self.admin):
             if part is not None:
@@ -1067,9 +1082,9 @@ class Service:
             self._check_broker()
 
     def _check_broker(self) -> None:
-        reachable = self.admin.is_reachable(_REACHABILITY_TIMEOUT_S) if self.admin is not None else True
-        self.health.set_broker_reachable(reachable)
-        if not reachable:
+        if self._broker_watch is None:
+            self.health.set_broker_reachable(True)
+        elif not self._broker_watch.check():
             return
         try:
             lags = self.consumer.lag()

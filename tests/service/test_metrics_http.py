@@ -11,7 +11,8 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from activestream.http import Health, HttpServer
+from activestream.health import Health
+from activestream.http import HttpServer
 from activestream.metrics import MAX_LABEL_CLASSES, METRIC_NAMES, Metric, Metrics
 from activestream.transport.base import TopicPartition
 

@@ -550,6 +550,55 @@ def test_health_and_lag_follow_the_loop(harness):
     assert service.health.alive(max_age_s=60)
 
 
+def _eventually(condition, timeout_s: float = 10.0) -> bool:
+    """Whether ``condition()`` turns true within ``timeout_s`` (for the broker watch's own thread)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_readiness_follows_the_broker_while_the_loop_is_held_in_a_commit(tmp_path):
+    """A commit during a silent network partition holds the loop for its whole request timeout (10 s by
+    default), so the loop's own checks cannot turn readiness off: the broker watch's thread does. Before
+    it, a CI run saw ``/readyz`` stay 200 through a whole 12 s outage."""
+    harness = Harness(tmp_path, health_check_interval_seconds=0.05)
+    admin = harness.broker.admin()
+    service = harness.service(learner(), admin=admin)
+    harness.send_events(range(3))
+    drain(service)
+    assert service.health.ready()
+    held, release = threading.Event(), threading.Event()
+    commit = service.consumer.commit
+
+    def hung_commit(offsets):
+        held.set()
+        release.wait(30)
+        commit(offsets)
+
+    service.consumer.commit = hung_commit
+    harness.send_events([3])
+    loop = threading.Thread(target=service.run_once, daemon=True)
+    loop.start()
+    try:
+        assert held.wait(10), "the loop reached the commit"
+        admin.reachable = False
+        assert _eventually(lambda: not service.health.ready()), "readiness followed the broker away"
+        assert service.health.alive(max_age_s=60)
+        admin.reachable = True
+        assert _eventually(service.health.ready), "and back, the loop still held"
+        assert loop.is_alive()
+    finally:
+        release.set()
+        loop.join(10)
+    assert harness.committed()[EVENTS] == 4
+    service.shutdown()
+
+
 def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
     import logging
     import os
