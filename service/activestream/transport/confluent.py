@@ -95,6 +95,13 @@ from activestream.transport.base import (
     TopicPartition,
 )
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
+from activestream.transport.options import (
+    DEFAULT_CLIENT_ID,
+    FromSettings,
+    bootstrap_list,
+    checked_topics,
+    rebalance_callbacks,
+)
 
 __all__ = [
     "ConfluentAdminAdapter",
@@ -106,8 +113,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 #: librdkafka's own log lines (connection failures, retries, ...).
 rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
-
-DEFAULT_CLIENT_ID = "activestream"
 
 #: kafka-python security keywords -> librdkafka properties.
 _SECURITY_NAMES: Final = {
@@ -183,15 +188,6 @@ def librdkafka_security(security: Mapping[str, Any] | None) -> dict[str, str]:
     return properties
 
 
-def _servers(bootstrap_servers: str | Sequence[str]) -> str:
-    """``["a:9092", " b:9092"]`` or ``"a:9092,b:9092"`` -> ``"a:9092,b:9092"``."""
-    items = bootstrap_servers.split(",") if isinstance(bootstrap_servers, str) else bootstrap_servers
-    servers = [s.strip() for s in items if s.strip()]
-    if not servers:
-        raise ValueError("bootstrap_servers is empty")
-    return ",".join(servers)
-
-
 def _error_of(exc: BaseException) -> KafkaError | None:
     arg = exc.args[0] if exc.args else None
     return arg if isinstance(arg, KafkaError) else None
@@ -240,7 +236,7 @@ def _client_config(
     **config: Any,
 ) -> dict[str, Any]:
     merged: dict[str, Any] = {
-        "bootstrap.servers": _servers(bootstrap_servers),
+        "bootstrap.servers": ",".join(bootstrap_list(bootstrap_servers)),
         "client.id": client_id,
         "logger": rdkafka_log,
         "error_cb": _log_error,
@@ -249,18 +245,6 @@ def _client_config(
     merged.update(librdkafka_security(security))
     merged.update(kafka_options or {})
     return merged
-
-
-def _settings_kwargs(settings: Any, *fields: str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers}
-    for name in fields:
-        kwargs[name] = getattr(settings, name)
-    client_id = getattr(settings, "client_id", None)
-    if client_id:
-        kwargs["client_id"] = client_id
-    security = getattr(settings, "kafka_security_kwargs", None)
-    kwargs["security"] = dict(security()) if callable(security) else {}
-    return kwargs
 
 
 def _bootstrap(client: Any, timeout_ms: int, action: str) -> None:
@@ -415,8 +399,16 @@ class FairShare:
 # -- consumer ---------------------------------------------------------------------------------------------
 
 
-class ConfluentConsumerAdapter(Consumer):
+class ConfluentConsumerAdapter(FromSettings, Consumer):
     """A consumer-group member on librdkafka (see the module docstring for the behaviour)."""
+
+    SETTINGS = (
+        "group_id",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_records",
+        "fetch_max_wait_ms",
+    )
 
     def __init__(
         self,
@@ -493,19 +485,6 @@ class ConfluentConsumerAdapter(Consumer):
         self._fair_partitions: dict[TopicPartition, CkTopicPartition] = {}
         self._closed = False
 
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ConfluentConsumerAdapter:
-        kwargs = _settings_kwargs(
-            settings,
-            "group_id",
-            "session_timeout_ms",
-            "heartbeat_interval_ms",
-            "max_poll_records",
-            "fetch_max_wait_ms",
-        )
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
     # The contract ------------------------------------------------------------------------------------
 
     def subscribe(
@@ -515,12 +494,11 @@ class ConfluentConsumerAdapter(Consumer):
         on_revoke: RebalanceCallback | None = None,
         on_lost: RebalanceCallback | None = None,
     ) -> None:
-        if isinstance(topics, str):
-            raise TypeError("topics must be a sequence of topic names, not a string")
-        self._callbacks = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost or on_revoke}
+        topics = checked_topics(topics)
+        self._callbacks = rebalance_callbacks(on_assign, on_revoke, on_lost)
         with _translated("subscribing"):
             self._consumer.subscribe(
-                list(topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+                topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
             )
 
     def poll(self, timeout_s: float, max_records: int) -> list[Message]:
@@ -745,8 +723,10 @@ class ConfluentConsumerAdapter(Consumer):
 # -- producer ---------------------------------------------------------------------------------------------
 
 
-class ConfluentProducerAdapter(Producer):
+class ConfluentProducerAdapter(FromSettings, Producer):
     """An acks=all, idempotent producer whose ``flush`` reports every failed send."""
+
+    SETTINGS = ("max_message_bytes",)
 
     def __init__(
         self,
@@ -788,12 +768,6 @@ class ConfluentProducerAdapter(Producer):
         self._close_timeout_s = close_timeout_s
         self._failures: list[tuple[str, BaseException]] = []
         self._closed = False
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ConfluentProducerAdapter:
-        kwargs = _settings_kwargs(settings, "max_message_bytes")
-        kwargs.update(overrides)
-        return cls(**kwargs)
 
     def produce(
         self,
@@ -863,8 +837,10 @@ class ConfluentProducerAdapter(Producer):
 # -- admin ------------------------------------------------------------------------------------------------
 
 
-class ConfluentAdminAdapter(Admin):
+class ConfluentAdminAdapter(FromSettings, Admin):
     """Topic creation and reachability checks through librdkafka's ``AdminClient``."""
+
+    OPTIONAL_SETTINGS = ("replication_factor",)
 
     def __init__(
         self,
@@ -893,22 +869,13 @@ class ConfluentAdminAdapter(Admin):
         with _translated("creating the Kafka admin client"):
             self._admin: AdminClient | None = AdminClient(config)
 
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ConfluentAdminAdapter:
-        kwargs = _settings_kwargs(settings)
-        if getattr(settings, "replication_factor", None) is not None:
-            kwargs["replication_factor"] = settings.replication_factor
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
     def _client(self) -> AdminClient:
         if self._admin is None:
             raise TransportError("admin client is closed")
         return self._admin
 
     def ensure_topics(self, topics: Sequence[str], partitions: int = 1) -> None:
-        if isinstance(topics, str):
-            raise TypeError("topics must be a sequence of topic names, not a string")
+        topics = checked_topics(topics)
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
         wanted = list(dict.fromkeys(topics))

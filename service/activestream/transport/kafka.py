@@ -51,8 +51,8 @@ tolerant to a concurrent creation) and answers ``is_reachable`` with a metadata 
 blocks the caller longer than its timeout. The admin client is created lazily, so constructing the
 adapter never fails when the broker is down.
 
-All three take explicit keyword arguments and a ``from_settings(settings, **overrides)`` classmethod that
-reads the service's ``Settings`` (duck-typed: ``bootstrap_servers``, ``group_id``,
+All three take explicit keyword arguments and a ``from_settings(settings, **overrides)`` classmethod
+(``transport.options.FromSettings``, shared with the confluent adapters) that reads the service's ``Settings`` (duck-typed: ``bootstrap_servers``, ``group_id``,
 ``session_timeout_ms``, ``heartbeat_interval_ms``, ``max_poll_records``, ``max_message_bytes``,
 ``kafka_security_kwargs()``, optional ``client_id``). ``security`` takes the kafka-python SASL/SSL
 keyword arguments; ``kafka_options`` passes any other kafka-python setting through unchanged.
@@ -83,24 +83,20 @@ from activestream.transport.base import (
     TopicPartition,
 )
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
+from activestream.transport.options import (
+    DEFAULT_CLIENT_ID,
+    FromSettings,
+    bootstrap_list,
+    checked_topics,
+    rebalance_callbacks,
+)
 
 __all__ = ["KafkaAdminAdapter", "KafkaConsumerAdapter", "KafkaProducerAdapter"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIENT_ID = "activestream"
-
 
 # -- helpers ----------------------------------------------------------------------------------------------
-
-
-def _servers(bootstrap_servers: str | Sequence[str]) -> list[str]:
-    """``"a:9092, b:9092"`` or ``["a:9092", "b:9092"]`` -> ``["a:9092", "b:9092"]``."""
-    items = bootstrap_servers.split(",") if isinstance(bootstrap_servers, str) else bootstrap_servers
-    servers = [s.strip() for s in items if s.strip()]
-    if not servers:
-        raise ValueError("bootstrap_servers is empty")
-    return servers
 
 
 def _translate(exc: kerr.KafkaError, action: str) -> Exception:
@@ -129,22 +125,10 @@ def _client_config(
     kafka_options: Mapping[str, Any] | None,
     **config: Any,
 ) -> dict[str, Any]:
-    merged = {"bootstrap_servers": _servers(bootstrap_servers), "client_id": client_id, **config}
+    merged = {"bootstrap_servers": bootstrap_list(bootstrap_servers), "client_id": client_id, **config}
     merged.update(security or {})
     merged.update(kafka_options or {})
     return merged
-
-
-def _settings_kwargs(settings: Any, *fields: str) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers}
-    for name in fields:
-        kwargs[name] = getattr(settings, name)
-    client_id = getattr(settings, "client_id", None)
-    if client_id:
-        kwargs["client_id"] = client_id
-    security = getattr(settings, "kafka_security_kwargs", None)
-    kwargs["security"] = dict(security()) if callable(security) else {}
-    return kwargs
 
 
 # -- consumer ---------------------------------------------------------------------------------------------
@@ -166,8 +150,16 @@ class _Listener(AsyncConsumerRebalanceListener):
         await self._adapter._dispatch("lost", lost)
 
 
-class KafkaConsumerAdapter(Consumer):
+class KafkaConsumerAdapter(FromSettings, Consumer):
     """A consumer-group member on kafka-python 3 (see the module docstring for the behaviour)."""
+
+    SETTINGS = (
+        "group_id",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "max_poll_records",
+        "fetch_max_wait_ms",
+    )
 
     def __init__(
         self,
@@ -222,19 +214,6 @@ class KafkaConsumerAdapter(Consumer):
         if self._call_soon_threadsafe is None:  # pragma: no cover - depends on the kafka-python version
             log.warning("kafka-python has no IO-loop hook; rebalance callbacks cannot call the consumer")
 
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> KafkaConsumerAdapter:
-        kwargs = _settings_kwargs(
-            settings,
-            "group_id",
-            "session_timeout_ms",
-            "heartbeat_interval_ms",
-            "max_poll_records",
-            "fetch_max_wait_ms",
-        )
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
     # The contract ------------------------------------------------------------------------------------
 
     def subscribe(
@@ -244,11 +223,10 @@ class KafkaConsumerAdapter(Consumer):
         on_revoke: RebalanceCallback | None = None,
         on_lost: RebalanceCallback | None = None,
     ) -> None:
-        if isinstance(topics, str):
-            raise TypeError("topics must be a sequence of topic names, not a string")
-        self._callbacks = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost or on_revoke}
+        topics = checked_topics(topics)
+        self._callbacks = rebalance_callbacks(on_assign, on_revoke, on_lost)
         with _translated("subscribing"):
-            self._consumer.subscribe(topics=list(topics), listener=_Listener(self))
+            self._consumer.subscribe(topics=topics, listener=_Listener(self))
 
     def poll(self, timeout_s: float, max_records: int) -> list[Message]:
         if not self._callbacks:
@@ -394,8 +372,10 @@ class KafkaConsumerAdapter(Consumer):
 # -- producer ---------------------------------------------------------------------------------------------
 
 
-class KafkaProducerAdapter(Producer):
+class KafkaProducerAdapter(FromSettings, Producer):
     """An acks=all, idempotent producer whose ``flush`` reports every failed send."""
+
+    SETTINGS = ("max_message_bytes",)
 
     def __init__(
         self,
@@ -434,12 +414,6 @@ class KafkaProducerAdapter(Producer):
         self._outstanding = 0
         self._failures: list[tuple[str, BaseException]] = []
         self._closed = False
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> KafkaProducerAdapter:
-        kwargs = _settings_kwargs(settings, "max_message_bytes")
-        kwargs.update(overrides)
-        return cls(**kwargs)
 
     def produce(
         self,
@@ -536,8 +510,10 @@ class _Probe:
             self.done.set()
 
 
-class KafkaAdminAdapter(Admin):
+class KafkaAdminAdapter(FromSettings, Admin):
     """Topic creation and reachability checks through a lazily created ``KafkaAdminClient``."""
+
+    OPTIONAL_SETTINGS = ("replication_factor",)
 
     def __init__(
         self,
@@ -570,14 +546,6 @@ class KafkaAdminAdapter(Admin):
         self._probe: _Probe | None = None
         self._closed = False
 
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> KafkaAdminAdapter:
-        kwargs = _settings_kwargs(settings)
-        if getattr(settings, "replication_factor", None) is not None:
-            kwargs["replication_factor"] = settings.replication_factor
-        kwargs.update(overrides)
-        return cls(**kwargs)
-
     def _client(self) -> KafkaAdminClient:
         with self._client_lock:
             if self._admin is not None:
@@ -593,8 +561,7 @@ class KafkaAdminAdapter(Admin):
             raise TransportError("admin client is closed")
 
     def ensure_topics(self, topics: Sequence[str], partitions: int = 1) -> None:
-        if isinstance(topics, str):
-            raise TypeError("topics must be a sequence of topic names, not a string")
+        topics = checked_topics(topics)
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
         wanted = list(dict.fromkeys(topics))
