@@ -52,9 +52,10 @@ blocks the caller longer than its timeout. The admin client is created lazily, s
 adapter never fails when the broker is down.
 
 All three take explicit keyword arguments and a ``from_settings(settings, **overrides)`` classmethod
-(``transport.options.FromSettings``, shared with the confluent adapters) that reads the service's ``Settings`` (duck-typed: ``bootstrap_servers``, ``group_id``,
-``session_timeout_ms``, ``heartbeat_interval_ms``, ``max_poll_records``, ``max_message_bytes``,
-``kafka_security_kwargs()``, optional ``client_id``). ``security`` takes the kafka-python SASL/SSL
+(``transport.options.FromSettings``, shared with the confluent adapters) that reads the service's
+``Settings`` (duck-typed: ``bootstrap_servers``, ``group_id``, ``session_timeout_ms``,
+``heartbeat_interval_ms``, ``max_poll_records``, ``max_message_bytes``, ``kafka_security_kwargs()``,
+optional ``client_id``). ``security`` takes the kafka-python SASL/SSL
 keyword arguments; ``kafka_options`` passes any other kafka-python setting through unchanged.
 """
 
