@@ -239,7 +239,7 @@ def warm_up(learner: ActiveLearner, data: Data, seconds: float = 5.0) -> ActiveL
     """Learn every event and decide them for up to ``seconds``: a trained model, a settled threshold.
 
     Density weighting's memory is then topped up with the last warm-up events, as deciding them would
-    have done: its cost depends on a full memory, and at 1,000 features deciding costs 0.2 s an event.
+    have done: its cost depends on a full memory.
     """
     started = time.perf_counter()
     for x, y in data:
@@ -248,7 +248,8 @@ def warm_up(learner: ActiveLearner, data: Data, seconds: float = 5.0) -> ActiveL
         learner.learn_one(x, y)
     measure = learner.informativeness
     if isinstance(measure, DensityWeighted):
-        measure.recent.extend(dict(x) for x, _ in data[-measure.memory :])
+        for x, _ in data[-measure.memory :]:
+            measure.remember(x)
     return learner
 
 

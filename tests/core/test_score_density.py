@@ -122,3 +122,77 @@ def test_scores_lie_in_unit_interval(xs, p):
     measure = DensityWeighted(beta=1.5, memory=5)
     for x in xs:
         assert 0.0 <= measure.score(x, {"A": p, "B": 1.0 - p}) <= 1.0
+
+
+def reference_similarity(measure: DensityWeighted, x: dict) -> float:
+    """The definition, event by event, over what the measure remembers."""
+    import math
+
+    if not measure.recent:
+        return 1.0
+    scale = 2.0 * measure.bandwidth**2
+    kernels = [math.exp(-squared_distance(x, seen) / scale) for seen in measure.recent]
+    return math.fsum(kernels) / len(kernels)
+
+
+numbers_only = st.one_of(st.floats(-1e3, 1e3), st.sampled_from([float("nan"), float("inf"), True]))
+# Mostly the stream's usual numeric features; now and then another schema, a category or a gap.
+stream_events = st.one_of(
+    st.fixed_dictionaries({"a": numbers_only, "b": numbers_only}),
+    st.fixed_dictionaries({"a": numbers_only, "b": numbers_only}),
+    st.fixed_dictionaries({"a": numbers_only, "b": numbers_only}),
+    st.fixed_dictionaries({"a": numbers_only}),
+    st.fixed_dictionaries({"a": numbers_only, "b": st.sampled_from(["x", "y"])}),
+    st.fixed_dictionaries({"b": numbers_only, "c": numbers_only}),
+)
+
+
+@given(st.lists(stream_events, min_size=1, max_size=40), st.integers(1, 6), st.floats(0.1, 5.0))
+def test_the_matrix_path_agrees_with_the_definition(xs, memory, bandwidth):
+    """Whatever mix of schemas passes through the memory, the similarity is the definition's (the two
+    paths round each squared distance differently, nothing else)."""
+    measure = DensityWeighted(Margin(), memory=memory, bandwidth=bandwidth)
+    for x in xs:
+        assert measure.similarity(x) == pytest.approx(reference_similarity(measure, x), rel=1e-9, abs=1e-12)
+        measure.score(x, UNSURE)
+    assert list(measure.recent) == [dict(x) for x in xs[-memory:]]
+
+
+def test_a_uniform_numeric_stream_runs_on_the_matrix():
+    measure = warmed(DensityWeighted(Margin(), memory=20))
+    assert measure._matrix_similarity({"a": 0.0, "b": 0.0}) is not None
+    measure.score({"a": 0.0, "b": "category"}, UNSURE)
+    assert measure._matrix_similarity({"a": 0.0, "b": 0.0}) is None  # until that event leaves the memory
+    warmed(measure, n=20)
+    assert measure._matrix_similarity({"a": 0.0, "b": 0.0}) is not None
+
+
+def test_a_pickled_measure_scores_as_the_original():
+    import pickle
+
+    measure = warmed(DensityWeighted(Margin(), memory=30))
+    measure.score({"a": 1.0, "c": "x"}, UNSURE)
+    restored = pickle.loads(pickle.dumps(measure))
+    assert restored.recent == measure.recent
+    for x in cluster(40, seed=5):
+        assert restored.score(x, UNSURE) == measure.score(x, UNSURE)
+
+
+def test_a_checkpoint_from_before_the_matrix_restores():
+    """Checkpoints written before the matrix hold the instance's dict with ``recent`` a deque (and
+    pickles still do: the matrix is derived, so the format did not change)."""
+    from collections import deque
+
+    measure = warmed(DensityWeighted(Margin(), memory=10))
+    old_state = {
+        "inner": measure.inner,
+        "beta": 1.0,
+        "bandwidth": 1.0,
+        "memory": 10,
+        "recent": deque(measure.recent, maxlen=10),
+    }
+    assert measure.__getstate__().keys() == old_state.keys()
+    restored = DensityWeighted.__new__(DensityWeighted)
+    restored.__setstate__(old_state)  # what unpickling does
+    assert restored.recent == measure.recent
+    assert restored.similarity({"a": 0.5, "b": 0.5}) == measure.similarity({"a": 0.5, "b": 0.5})

@@ -5,6 +5,12 @@ uncertain, yet its label teaches the model little about the events it will actua
 density (Settles & Craven 2008, *An analysis of active learning strategies for sequence labeling
 tasks*, EMNLP) multiplies the score by the event's average similarity to the input distribution, here
 estimated from a bounded memory of recent unlabeled events.
+
+Comparing each event with every remembered one dominates the cost, so the common case runs on a matrix:
+while every remembered event and the new one have the same numeric features, their distances are one
+numpy expression (rows of a ring buffer beside the memory). Any other event — a category, a missing or
+extra feature — takes the general per-feature path until it has left the memory. The kernel sum is
+``math.fsum`` on both paths, so they differ only in the rounding of each squared distance.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, ClassVar
+
+import numpy as np
 
 from activestream.score.base import Measure
 from activestream.score.uncertainty import Entropy
@@ -121,7 +130,81 @@ class DensityWeighted(Measure):
         self.beta = beta
         self.bandwidth = bandwidth
         self.memory = memory
-        self.recent: deque[Features] = deque(maxlen=memory)
+        self._recent: deque[Features] = deque(maxlen=memory)
+        self._reset_matrix()
+
+    @property
+    def recent(self) -> tuple[Features, ...]:
+        """The remembered events, oldest first (copies; add with ``remember``)."""
+        return tuple(self._recent)
+
+    def remember(self, x: Features) -> None:
+        """Add a copy of ``x`` to the memory (``score`` does it after scoring), forgetting the oldest."""
+        x = dict(x)
+        if len(self._recent) == self.memory:
+            self._irregular -= not self._regular[0]
+        self._recent.append(x)
+        row = self._row(x)
+        self._regular.append(row is not None)
+        if row is None:
+            self._irregular += 1
+            return
+        self._matrix[self._next] = row
+        self._next = (self._next + 1) % self.memory
+        self._filled = min(self._filled + 1, self.memory)
+
+    # -- the matrix beside the memory --------------------------------------------------------------------
+    def _reset_matrix(self) -> None:
+        self._columns: tuple[str, ...] = ()
+        self._matrix = np.empty((self.memory, 0))
+        self._regular: deque[bool] = deque(maxlen=self.memory)
+        self._irregular = 0  # remembered events not in the matrix
+        self._next = 0  # the ring buffer's next row
+        self._filled = 0
+
+    def _row(self, x: Mapping[str, Any]) -> np.ndarray | None:
+        """``x``'s row when it has exactly the matrix's numeric features (the first such event with an
+        empty matrix sets them); ``None`` otherwise."""
+        if not all(isinstance(v, numbers.Real) for v in x.values()):
+            return None
+        if not any(self._regular):  # nothing in the matrix (any more): this event sets its columns
+            self._columns = tuple(x)
+            self._matrix = np.empty((self.memory, len(self._columns)))
+            self._next = self._filled = 0
+        elif len(x) != len(self._columns) or not all(k in x for k in self._columns):
+            return None
+        return np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
+
+    def _matrix_similarity(self, x: Features) -> float | None:
+        """The mean similarity on the matrix, or ``None`` when the general path must answer."""
+        if self._irregular or self._filled != len(self._recent) or len(x) != len(self._columns):
+            return None
+        try:
+            row = np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not all(isinstance(v, numbers.Real) for v in x.values()):
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):
+            diff = self._matrix[: self._filled] - row
+            squared = diff * diff
+            squared[np.isnan(squared)] = 0.0  # as ``squared_distance``: unknown is neither near nor far
+            kernels = np.exp(-squared.sum(axis=1) / (2.0 * self.bandwidth * self.bandwidth))
+        return math.fsum(kernels.tolist()) / self._filled
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The matrix is derived from the memory: checkpoints keep the memory only.
+        state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+        state["recent"] = state.pop("_recent")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        remembered = state.pop("recent")
+        self.__dict__.update(state)
+        self._recent = deque(maxlen=self.memory)
+        self._reset_matrix()
+        for x in remembered:
+            self.remember(x)
 
     def similarity(self, x: Features) -> float:
         """Mean kernel similarity of ``x`` to the remembered events; ``1.0`` when the memory is empty.
@@ -129,16 +212,23 @@ class DensityWeighted(Measure):
         Examples
         --------
         >>> measure = DensityWeighted()
-        >>> measure.recent.extend([{"x": 0.0}, {"x": 2.0}])
+        >>> measure.remember({"x": 0.0})
+        >>> measure.remember({"x": 2.0})
         >>> round(measure.similarity({"x": 0.0}), 4)
         0.5677
+        >>> measure.remember({"x": 1.0, "colour": "red"})  # not numeric only: the general path
+        >>> round(measure.similarity({"x": 0.0}), 4)
+        0.5011
 
         """
-        if not self.recent:
+        if not self._recent:
             return 1.0
+        on_matrix = self._matrix_similarity(x)
+        if on_matrix is not None:
+            return on_matrix
         scale = 2.0 * self.bandwidth * self.bandwidth
-        return math.fsum(math.exp(-squared_distance(x, seen) / scale) for seen in self.recent) / len(
-            self.recent
+        return math.fsum(math.exp(-squared_distance(x, seen) / scale) for seen in self._recent) / len(
+            self._recent
         )
 
     def is_cold(self, x: Features, proba: Proba) -> bool:
@@ -152,7 +242,7 @@ class DensityWeighted(Measure):
         # advances the same way whatever the outcome.
         inner = self.inner.score(x, proba, model)
         density = self.similarity(x)
-        self.recent.append(dict(x))
+        self.remember(x)
         if cold:
             return 1.0
         return min(1.0, max(0.0, inner * density**self.beta))
@@ -160,3 +250,7 @@ class DensityWeighted(Measure):
     def learn_one(self, x: Features, y: ClassLabel) -> None:
         """Forward the labeled example to the inner measure."""
         self.inner.learn_one(x, y)
+
+
+#: Attributes rebuilt from the memory on unpickling.
+_DERIVED = frozenset({"_columns", "_matrix", "_regular", "_irregular", "_next", "_filled"})
