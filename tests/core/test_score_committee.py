@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from river import base, datasets, naive_bayes
 
-from activestream.score.committee import Committee, KLConsensus, VoteEntropy
+from activestream.score.committee import Committee, KLConsensus, VoteEntropy, naive_bayes_proba
 
 MEASURES = [VoteEntropy, KLConsensus]
 SERVED = {"A": 0.5, "B": 0.5}
@@ -151,3 +153,29 @@ def test_invalid_committees():
         Committee([Fixed({"A": 1.0})])
     with pytest.raises(ValueError, match="not both"):
         VoteEntropy(committee_of({"A": 1.0}, {"B": 1.0}), base=naive_bayes.GaussianNB())
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.sampled_from("abcd")), min_size=0, max_size=30
+    ),
+    st.floats(-100, 100),
+    st.floats(-100, 100),
+)
+def test_naive_bayes_proba_is_rivers(examples, u, v):
+    """The committee's float arithmetic gives river's (scipy's) probabilities, to rounding."""
+    model = naive_bayes.GaussianNB()
+    for a, b, y in examples:
+        model.learn_one({"u": a, "v": b}, y)
+    ours, rivers = naive_bayes_proba(model, {"u": u, "v": v}), model.predict_proba_one({"u": u, "v": v})
+    assert ours.keys() == rivers.keys()
+    for label, p in rivers.items():
+        assert ours[label] == pytest.approx(p, rel=1e-9, abs=1e-300)
+
+
+def test_naive_bayes_proba_on_counts():
+    model = naive_bayes.MultinomialNB()
+    for text, y in [({"good": 2, "fine": 1}, "pos"), ({"bad": 3}, "neg"), ({"good": 1, "bad": 1}, "pos")]:
+        model.learn_one(text, y)
+    x = {"good": 1, "bad": 2}
+    assert naive_bayes_proba(model, x) == pytest.approx(model.predict_proba_one(x), rel=1e-12)
