@@ -173,7 +173,10 @@ class DensityWeighted(Measure):
             self._next = self._filled = 0
         elif len(x) != len(self._columns) or not all(k in x for k in self._columns):
             return None
-        return np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
+        try:
+            return np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
+        except OverflowError:  # an int beyond float: the general path decides what it means
+            return None
 
     def _matrix_similarity(self, x: Features) -> float | None:
         """The mean similarity on the matrix, or ``None`` when the general path must answer."""
@@ -181,7 +184,7 @@ class DensityWeighted(Measure):
             return None
         try:
             row = np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
         if not all(isinstance(v, numbers.Real) for v in x.values()):
             return None
