@@ -25,7 +25,7 @@ The machine (CPU, cores, Python and river versions) and the 1-minute load averag
 section are written next to the figures: the machine is shared, so the load says how far to trust them.
 
     PYTHONPATH=service python benchmarks/cost_scale.py --quick   # under 2 minutes: cost_scale_quick.*
-    PYTHONPATH=service python benchmarks/cost_scale.py           # about 10 minutes: cost_scale.*
+    PYTHONPATH=service python benchmarks/cost_scale.py           # 5-10 minutes: cost_scale.*
 
 The full mode first waits (up to ``--max-wait`` seconds) for the 1-minute load average to drop below
 ``--load-below``, then runs anyway; the load is recorded either way.
@@ -857,8 +857,8 @@ def write_report(
             "classes",
             "classes",
             "model",
-            "RandomRBF with 10 features, margin/split. `logreg` is river's binary `LogisticRegression` (it "
-            "answers True/False whatever the classes: flat cost, wrong answers above 2 classes); "
+            "RandomRBF with 10 features, margin/split. `logreg` is river's binary `LogisticRegression`, "
+            "measured at 2 classes only (the service refuses a third class's label for it); "
             "`logreg_ovr` is `StandardScaler | OneVsRestClassifier(LogisticRegression)`; `gnb` Gaussian "
             "naive Bayes.",
         ),
