@@ -96,7 +96,10 @@ from activestream.transport.base import (
 )
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 from activestream.transport.options import (
+    ADMIN_OPTIONAL_SETTINGS,
+    CONSUMER_SETTINGS,
     DEFAULT_CLIENT_ID,
+    PRODUCER_SETTINGS,
     FromSettings,
     bootstrap_list,
     checked_topics,
@@ -402,13 +405,7 @@ class FairShare:
 class ConfluentConsumerAdapter(FromSettings, Consumer):
     """A consumer-group member on librdkafka (see the module docstring for the behaviour)."""
 
-    SETTINGS = (
-        "group_id",
-        "session_timeout_ms",
-        "heartbeat_interval_ms",
-        "max_poll_records",
-        "fetch_max_wait_ms",
-    )
+    SETTINGS = CONSUMER_SETTINGS
 
     def __init__(
         self,
@@ -726,7 +723,7 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
 class ConfluentProducerAdapter(FromSettings, Producer):
     """An acks=all, idempotent producer whose ``flush`` reports every failed send."""
 
-    SETTINGS = ("max_message_bytes",)
+    SETTINGS = PRODUCER_SETTINGS
 
     def __init__(
         self,
@@ -840,7 +837,7 @@ class ConfluentProducerAdapter(FromSettings, Producer):
 class ConfluentAdminAdapter(FromSettings, Admin):
     """Topic creation and reachability checks through librdkafka's ``AdminClient``."""
 
-    OPTIONAL_SETTINGS = ("replication_factor",)
+    OPTIONAL_SETTINGS = ADMIN_OPTIONAL_SETTINGS
 
     def __init__(
         self,

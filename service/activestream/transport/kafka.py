@@ -85,7 +85,10 @@ from activestream.transport.base import (
 )
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 from activestream.transport.options import (
+    ADMIN_OPTIONAL_SETTINGS,
+    CONSUMER_SETTINGS,
     DEFAULT_CLIENT_ID,
+    PRODUCER_SETTINGS,
     FromSettings,
     bootstrap_list,
     checked_topics,
@@ -154,13 +157,7 @@ class _Listener(AsyncConsumerRebalanceListener):
 class KafkaConsumerAdapter(FromSettings, Consumer):
     """A consumer-group member on kafka-python 3 (see the module docstring for the behaviour)."""
 
-    SETTINGS = (
-        "group_id",
-        "session_timeout_ms",
-        "heartbeat_interval_ms",
-        "max_poll_records",
-        "fetch_max_wait_ms",
-    )
+    SETTINGS = CONSUMER_SETTINGS
 
     def __init__(
         self,
@@ -376,7 +373,7 @@ class KafkaConsumerAdapter(FromSettings, Consumer):
 class KafkaProducerAdapter(FromSettings, Producer):
     """An acks=all, idempotent producer whose ``flush`` reports every failed send."""
 
-    SETTINGS = ("max_message_bytes",)
+    SETTINGS = PRODUCER_SETTINGS
 
     def __init__(
         self,
@@ -514,7 +511,7 @@ class _Probe:
 class KafkaAdminAdapter(FromSettings, Admin):
     """Topic creation and reachability checks through a lazily created ``KafkaAdminClient``."""
 
-    OPTIONAL_SETTINGS = ("replication_factor",)
+    OPTIONAL_SETTINGS = ADMIN_OPTIONAL_SETTINGS
 
     def __init__(
         self,

@@ -24,7 +24,10 @@ from typing import Any, ClassVar, Final, Self
 from activestream.transport.base import RebalanceCallback
 
 __all__ = [
+    "ADMIN_OPTIONAL_SETTINGS",
+    "CONSUMER_SETTINGS",
     "DEFAULT_CLIENT_ID",
+    "PRODUCER_SETTINGS",
     "FromSettings",
     "bootstrap_list",
     "checked_topics",
@@ -33,6 +36,17 @@ __all__ = [
 ]
 
 DEFAULT_CLIENT_ID: Final = "activestream"
+
+#: The settings each kind of adapter reads (``FromSettings``), whichever client it wraps.
+CONSUMER_SETTINGS: Final = (
+    "group_id",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "max_poll_records",
+    "fetch_max_wait_ms",
+)
+PRODUCER_SETTINGS: Final = ("max_message_bytes",)
+ADMIN_OPTIONAL_SETTINGS: Final = ("replication_factor",)
 
 
 def bootstrap_list(bootstrap_servers: str | Sequence[str]) -> list[str]:
