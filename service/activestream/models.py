@@ -18,12 +18,14 @@ and the forest are multi-class already.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
 from river import base, compose, forest, linear_model, multiclass, naive_bayes, optim, preprocessing, tree
+from river.naive_bayes.base import BaseNB
 
-from activestream.types import ClassLabel
+from activestream.types import ClassLabel, Features
 
 
 def _features() -> compose.TransformerUnion:
@@ -52,8 +54,57 @@ def _ht(seed: int | None) -> base.Classifier:
     return tree.HoeffdingTreeClassifier(grace_period=50)
 
 
+def naive_bayes_proba(model: BaseNB, x: Features) -> dict[ClassLabel, float]:
+    """river's ``BaseNB.predict_proba_one``, with scipy's ``logsumexp`` arithmetic done on floats.
+
+    Most of a naive Bayes model's prediction cost was scipy's array machinery around a handful of
+    numbers (one log-likelihood per class): two thirds of a committee's, more than half of a served
+    Gaussian NB's. The sum follows scipy's: the maximum ``a*`` (and its ``m``
+    ties) separated out, ``log1p(Σ exp(a − a*) / m) + log m + a*``; a non-finite log-likelihood goes to
+    river itself.
+
+    >>> from river import naive_bayes
+    >>> model = naive_bayes.GaussianNB()
+    >>> for v, y in [(0.0, "a"), (0.2, "a"), (1.0, "b"), (1.3, "b")]:
+    ...     model.learn_one({"v": v}, y)
+    >>> ours, rivers = naive_bayes_proba(model, {"v": 0.6}), model.predict_proba_one({"v": 0.6})
+    >>> all(abs(ours[k] - rivers[k]) < 1e-15 for k in rivers), round(ours["a"], 4)
+    (True, 0.0046)
+    """
+    jll = model.joint_log_likelihood(x)
+    if not jll:
+        return {}
+    values = list(jll.values())
+    top = max(values)
+    if not all(math.isfinite(v) for v in values):
+        return BaseNB.predict_proba_one(model, x)  # river's, not an override that would come back here
+    ties = values.count(top)
+    rest = sum(math.exp(v - top) for v in values if v != top)
+    lse = math.log1p(rest / ties if rest else 0.0) + math.log(ties) + top
+    return {label: math.exp(ll - lse) for label, ll in jll.items()}
+
+
+class GaussianNB(naive_bayes.GaussianNB):
+    """river's Gaussian naive Bayes whose probabilities come from :func:`naive_bayes_proba`: river's
+    numbers to rounding, in well under half the time (the served ``gnb``).
+
+    >>> model = make_model("gnb")
+    >>> for v, y in [(0.0, "a"), (0.2, "a"), (1.0, "b"), (1.3, "b")]:
+    ...     model.learn_one({"v": v}, y)
+    >>> reference = naive_bayes.GaussianNB()
+    >>> for v, y in [(0.0, "a"), (0.2, "a"), (1.0, "b"), (1.3, "b")]:
+    ...     reference.learn_one({"v": v}, y)
+    >>> ours, rivers = model.predict_proba_one({"v": 0.5}), reference.predict_proba_one({"v": 0.5})
+    >>> all(abs(ours[k] - rivers[k]) < 1e-15 for k in rivers)
+    True
+    """
+
+    def predict_proba_one(self, x: Features) -> dict[ClassLabel, float]:
+        return naive_bayes_proba(self, x)
+
+
 def _gnb(seed: int | None) -> base.Classifier:
-    return naive_bayes.GaussianNB()
+    return GaussianNB()
 
 
 def _arf(seed: int | None) -> base.Classifier:

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from river import base, datasets, naive_bayes
 
-from activestream.score.committee import Committee, KLConsensus, VoteEntropy, naive_bayes_proba
+from activestream.models import GaussianNB, naive_bayes_proba
+from activestream.score.committee import Committee, KLConsensus, VoteEntropy
 
 MEASURES = [VoteEntropy, KLConsensus]
 SERVED = {"A": 0.5, "B": 0.5}
@@ -179,3 +180,11 @@ def test_naive_bayes_proba_on_counts():
         model.learn_one(text, y)
     x = {"good": 1, "bad": 2}
     assert naive_bayes_proba(model, x) == pytest.approx(model.predict_proba_one(x), rel=1e-12)
+
+
+def test_the_served_gaussian_nb_falls_back_to_river_on_a_non_finite_likelihood():
+    model = GaussianNB()
+    model.learn_one({"u": 0.0}, "a")
+    model.learn_one({"u": 1.0}, "b")
+    model.joint_log_likelihood = lambda x: {"a": float("-inf"), "b": 0.0}  # as a zero variance can give
+    assert model.predict_proba_one({"u": 0.5}) == pytest.approx({"a": 0.0, "b": 1.0})

@@ -21,11 +21,12 @@ from river import naive_bayes
 from river.base import Classifier
 from river.naive_bayes.base import BaseNB
 
+from activestream.models import naive_bayes_proba
 from activestream.score.base import Measure
 from activestream.score.uncertainty import is_cold_start, normalise, shannon
 from activestream.types import ClassLabel, Features, Proba
 
-__all__ = ["Committee", "KLConsensus", "VoteEntropy", "naive_bayes_proba"]
+__all__ = ["Committee", "KLConsensus", "VoteEntropy"]
 
 
 class Committee:
@@ -117,35 +118,6 @@ def _member_distribution(member: Classifier, x: Features) -> dict[ClassLabel, fl
     except NotImplementedError:
         label = member.predict_one(x)
         return {} if label is None else {label: 1.0}
-
-
-def naive_bayes_proba(model: BaseNB, x: Features) -> dict[ClassLabel, float]:
-    """river's ``BaseNB.predict_proba_one``, with scipy's ``logsumexp`` arithmetic done on floats.
-
-    Two thirds of a naive Bayes committee's cost was scipy's array machinery around a handful of
-    numbers (one log-likelihood per class). The sum follows scipy's: the maximum ``a*`` (and its ``m``
-    ties) separated out, ``log1p(Σ exp(a − a*) / m) + log m + a*``; a non-finite log-likelihood goes to
-    river itself.
-
-    >>> from river import naive_bayes
-    >>> model = naive_bayes.GaussianNB()
-    >>> for v, y in [(0.0, "a"), (0.2, "a"), (1.0, "b"), (1.3, "b")]:
-    ...     model.learn_one({"v": v}, y)
-    >>> ours, rivers = naive_bayes_proba(model, {"v": 0.6}), model.predict_proba_one({"v": 0.6})
-    >>> all(abs(ours[k] - rivers[k]) < 1e-15 for k in rivers), round(ours["a"], 4)
-    (True, 0.0046)
-    """
-    jll = model.joint_log_likelihood(x)
-    if not jll:
-        return {}
-    values = list(jll.values())
-    top = max(values)
-    if not all(math.isfinite(v) for v in values):
-        return model.predict_proba_one(x)
-    ties = values.count(top)
-    rest = sum(math.exp(v - top) for v in values if v != top)
-    lse = math.log1p(rest / ties if rest else 0.0) + math.log(ties) + top
-    return {label: math.exp(ll - lse) for label, ll in jll.items()}
 
 
 class _CommitteeMeasure(Measure):
