@@ -6,9 +6,9 @@
 
 Two writers keep readiness true to the broker. The loop records what its own calls observe (a poll that
 found the broker gone, a probe between batches). But the loop can be held inside one client call for the
-call's whole request timeout (a commit during a silent network partition waits ``request_timeout_ms``,
-10 s by default), and readiness must follow the broker meanwhile: :class:`BrokerWatch` probes it from its
-own thread every ``health_check_interval_seconds``.
+call's whole request timeout (in the outage tests, a commit during a silent network partition waited 10 s
+for kafka-python to give up on the connection), and readiness must follow the broker meanwhile:
+:class:`BrokerWatch` probes it from its own thread every ``health_check_interval_seconds``.
 
 >>> health = Health(clock=lambda: 100.0)
 >>> health.alive(max_age_s=60.0), health.ready()

@@ -563,9 +563,9 @@ def _eventually(condition, timeout_s: float = 10.0) -> bool:
 
 
 def test_readiness_follows_the_broker_while_the_loop_is_held_in_a_commit(tmp_path):
-    """A commit during a silent network partition holds the loop for its whole request timeout (10 s by
-    default), so the loop's own checks cannot turn readiness off: the broker watch's thread does. Before
-    it, a CI run saw ``/readyz`` stay 200 through a whole 12 s outage."""
+    """A commit during a silent network partition holds the loop for its whole request timeout (10 s in
+    the outage tests), so the loop's own checks cannot turn readiness off: the broker watch's thread
+    does. Before it, a CI run saw ``/readyz`` stay 200 through a whole 12 s outage."""
     harness = Harness(tmp_path, health_check_interval_seconds=0.05)
     admin = harness.broker.admin()
     service = harness.service(learner(), admin=admin)
