@@ -41,6 +41,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/field.py $(BENCH_MODE)
 	$(BIN)/python benchmarks/cost_scale.py $(BENCH_MODE)
 	$(BIN)/python benchmarks/service_throughput.py --matrix $(BENCH_MODE)
+	$(BIN)/python benchmarks/fast_paths.py $(BENCH_MODE)
 
 bench-full:
 	$(MAKE) bench FULL=1

@@ -14,7 +14,7 @@ For each stream, one learner of each kind decides every event and learns the lab
 to the last bit that differs, and ``decide`` is timed per event (``perf_counter_ns``, median).
 
     PYTHONPATH=service python benchmarks/fast_paths.py            # 3,000 events a stream: fast_paths.md
-    PYTHONPATH=service python benchmarks/fast_paths.py --n 300    # a smoke test (writes fast_paths_quick.md)
+    PYTHONPATH=service python benchmarks/fast_paths.py --quick    # 300 events a stream: fast_paths_quick.md
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from activestream.score.density import DensityWeighted
 from activestream.score.registry import make_measure
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BUDGET, SEED, FULL_N = 0.1, 1, 3000
+BUDGET, SEED, FULL_N, QUICK_N = 0.1, 1, 3000, 300
 
 Stream = Callable[[], Iterator[tuple[dict, Any]]]
 
@@ -211,8 +211,11 @@ def _machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=FULL_N, help="events per stream")
+    parser.add_argument("--quick", action="store_true", help="300 events a stream: the make bench smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the markdown")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.n = QUICK_N
     started, load_before = time.perf_counter(), os.getloadavg()[0]
     rows = []
     for check in checks():
