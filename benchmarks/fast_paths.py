@@ -62,7 +62,7 @@ STREAMS: dict[str, Stream] = {
 class PerFeatureDensity(DensityWeighted):
     """The reference: every event takes the per-feature path."""
 
-    def _matrix_similarity(self, x: dict) -> float | None:
+    def _matrix_similarity(self, row: Any) -> float | None:
         return None
 
 

@@ -144,6 +144,7 @@ stream_events = st.one_of(
     st.fixed_dictionaries({"a": numbers_only}),
     st.fixed_dictionaries({"a": numbers_only, "b": st.sampled_from(["x", "y"])}),
     st.fixed_dictionaries({"b": numbers_only, "c": numbers_only}),
+    st.just({}),
 )
 
 
@@ -160,11 +161,16 @@ def test_the_matrix_path_agrees_with_the_definition(xs, memory, bandwidth):
 
 def test_a_uniform_numeric_stream_runs_on_the_matrix():
     measure = warmed(DensityWeighted(Margin(), memory=20))
-    assert measure._matrix_similarity({"a": 0.0, "b": 0.0}) is not None
+
+    def on_matrix(x):
+        return measure._matrix_similarity(measure._row(x)) is not None
+
+    assert on_matrix({"a": 0.0, "b": 0.0})
+    assert not on_matrix({"a": 0.0, "c": 0.0})  # another feature
     measure.score({"a": 0.0, "b": "category"}, UNSURE)
-    assert measure._matrix_similarity({"a": 0.0, "b": 0.0}) is None  # until that event leaves the memory
+    assert not on_matrix({"a": 0.0, "b": 0.0})  # until that event leaves the memory
     warmed(measure, n=20)
-    assert measure._matrix_similarity({"a": 0.0, "b": 0.0}) is not None
+    assert on_matrix({"a": 0.0, "b": 0.0})
 
 
 def test_a_pickled_measure_scores_as_the_original():

@@ -130,8 +130,7 @@ class DensityWeighted(Measure):
         self.beta = beta
         self.bandwidth = bandwidth
         self.memory = memory
-        self._recent: deque[Features] = deque(maxlen=memory)
-        self._reset_matrix()
+        self._empty_memory()
 
     @property
     def recent(self) -> tuple[Features, ...]:
@@ -140,60 +139,56 @@ class DensityWeighted(Measure):
 
     def remember(self, x: Features) -> None:
         """Add a copy of ``x`` to the memory (``score`` does it after scoring), forgetting the oldest."""
-        x = dict(x)
+        self._remember(x, self._row(x))
+
+    # -- the matrix beside the memory --------------------------------------------------------------------
+    # Invariant: with no irregular event remembered, the matrix's first ``len(self._recent)`` rows are
+    # exactly the memory (a reset only happens once no regular event is left in it).
+    def _empty_memory(self) -> None:
+        self._recent: deque[Features] = deque(maxlen=self.memory)
+        self._regular: deque[bool] = deque(maxlen=self.memory)  # per remembered event: in the matrix?
+        self._irregular = 0  # remembered events not in the matrix
+        self._reset_matrix(())
+
+    def _reset_matrix(self, columns: tuple[str, ...]) -> None:
+        self._columns = columns
+        self._matrix = np.empty((self.memory, len(columns)))
+        self._next = 0  # the ring buffer's next row
+
+    def _row(self, x: Mapping[str, Any]) -> np.ndarray | None:
+        """``x``'s values in the matrix's column order when ``x`` has exactly its features, all numeric."""
+        if len(x) != len(self._columns) or not all(isinstance(v, numbers.Real) for v in x.values()):
+            return None
+        try:
+            return np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
+        except (KeyError, OverflowError):  # another feature, or an int beyond float: the general path
+            return None
+
+    def _remember(self, x: Features, row: np.ndarray | None) -> None:
         if len(self._recent) == self.memory:
             self._irregular -= not self._regular[0]
-        self._recent.append(x)
-        row = self._row(x)
+        self._recent.append(dict(x))
+        if row is None and self._irregular == len(self._recent) - 1:
+            # No event left in the matrix: this one gives it its columns (and its first row, if numeric).
+            self._reset_matrix(tuple(x))
+            row = self._row(x)
         self._regular.append(row is not None)
         if row is None:
             self._irregular += 1
             return
         self._matrix[self._next] = row
         self._next = (self._next + 1) % self.memory
-        self._filled = min(self._filled + 1, self.memory)
 
-    # -- the matrix beside the memory --------------------------------------------------------------------
-    def _reset_matrix(self) -> None:
-        self._columns: tuple[str, ...] = ()
-        self._matrix = np.empty((self.memory, 0))
-        self._regular: deque[bool] = deque(maxlen=self.memory)
-        self._irregular = 0  # remembered events not in the matrix
-        self._next = 0  # the ring buffer's next row
-        self._filled = 0
-
-    def _row(self, x: Mapping[str, Any]) -> np.ndarray | None:
-        """``x``'s row when it has exactly the matrix's numeric features (the first such event with an
-        empty matrix sets them); ``None`` otherwise."""
-        if not all(isinstance(v, numbers.Real) for v in x.values()):
-            return None
-        if not any(self._regular):  # nothing in the matrix (any more): this event sets its columns
-            self._columns = tuple(x)
-            self._matrix = np.empty((self.memory, len(self._columns)))
-            self._next = self._filled = 0
-        elif len(x) != len(self._columns) or not all(k in x for k in self._columns):
-            return None
-        try:
-            return np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
-        except OverflowError:  # an int beyond float: the general path decides what it means
-            return None
-
-    def _matrix_similarity(self, x: Features) -> float | None:
-        """The mean similarity on the matrix, or ``None`` when the general path must answer."""
-        if self._irregular or self._filled != len(self._recent) or len(x) != len(self._columns):
-            return None
-        try:
-            row = np.fromiter((float(x[k]) for k in self._columns), float, len(self._columns))
-        except (KeyError, TypeError, ValueError, OverflowError):
-            return None
-        if not all(isinstance(v, numbers.Real) for v in x.values()):
+    def _matrix_similarity(self, row: np.ndarray | None) -> float | None:
+        """The mean similarity of ``row`` on the matrix, or ``None`` when the general path must answer."""
+        if row is None or self._irregular:
             return None
         with np.errstate(over="ignore", invalid="ignore"):
-            diff = self._matrix[: self._filled] - row
+            diff = self._matrix[: len(self._recent)] - row
             squared = diff * diff
             squared[np.isnan(squared)] = 0.0  # as ``squared_distance``: unknown is neither near nor far
             kernels = np.exp(-squared.sum(axis=1) / (2.0 * self.bandwidth * self.bandwidth))
-        return math.fsum(kernels.tolist()) / self._filled
+        return math.fsum(kernels.tolist()) / len(self._recent)
 
     def __getstate__(self) -> dict[str, Any]:
         # The matrix is derived from the memory: checkpoints keep the memory only.
@@ -204,8 +199,7 @@ class DensityWeighted(Measure):
     def __setstate__(self, state: dict[str, Any]) -> None:
         remembered = state.pop("recent")
         self.__dict__.update(state)
-        self._recent = deque(maxlen=self.memory)
-        self._reset_matrix()
+        self._empty_memory()
         for x in remembered:
             self.remember(x)
 
@@ -224,9 +218,12 @@ class DensityWeighted(Measure):
         0.5011
 
         """
+        return self._similarity(x, self._row(x))
+
+    def _similarity(self, x: Features, row: np.ndarray | None) -> float:
         if not self._recent:
             return 1.0
-        on_matrix = self._matrix_similarity(x)
+        on_matrix = self._matrix_similarity(row)
         if on_matrix is not None:
             return on_matrix
         scale = 2.0 * self.bandwidth * self.bandwidth
@@ -244,8 +241,9 @@ class DensityWeighted(Measure):
         # The inner measure is always called, so that its own state (a seeded draw, a nested memory)
         # advances the same way whatever the outcome.
         inner = self.inner.score(x, proba, model)
-        density = self.similarity(x)
-        self.remember(x)
+        row = self._row(x)  # once, for both the similarity and the memory
+        density = self._similarity(x, row)
+        self._remember(x, row)
         if cold:
             return 1.0
         return min(1.0, max(0.0, inner * density**self.beta))
@@ -256,4 +254,4 @@ class DensityWeighted(Measure):
 
 
 #: Attributes rebuilt from the memory on unpickling.
-_DERIVED = frozenset({"_columns", "_matrix", "_regular", "_irregular", "_next", "_filled"})
+_DERIVED = frozenset({"_columns", "_matrix", "_regular", "_irregular", "_next"})
