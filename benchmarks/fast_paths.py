@@ -5,8 +5,8 @@ Three computations have a fast path beside the plain one they replace:
 - **density**: ``DensityWeighted`` compares an event with its memory on a matrix while the memory holds one
   numeric schema; the reference forces the per-feature path (``squared_distance`` for each remembered
   event) on every event.
-- **committee**: a naive Bayes member's probabilities come from ``models.naive_bayes_proba`` (scipy's
-  ``logsumexp`` arithmetic on floats); the reference members call river's ``predict_proba_one``.
+- **committee**: the default members are ``models.GaussianNB`` (probabilities from
+  ``models.naive_bayes_proba``: scipy's ``logsumexp`` arithmetic on floats); the reference's are river's.
 - **served gnb**: ``models.GaussianNB`` (the ``gnb`` model) against river's ``naive_bayes.GaussianNB``.
 
 For each stream, one learner of each kind decides every event and learns the labels it asks for (budget
@@ -35,7 +35,6 @@ from typing import Any
 import river
 from river import datasets, naive_bayes
 from river.datasets import synth
-from river.naive_bayes.base import BaseNB
 
 from activestream.decide import make_policy
 from activestream.learner import ActiveLearner
@@ -64,13 +63,6 @@ class PerFeatureDensity(DensityWeighted):
 
     def _matrix_similarity(self, row: Any) -> float | None:
         return None
-
-
-class RiverGaussianNB(naive_bayes.GaussianNB):
-    """The reference committee member: river's own probabilities (not recognised as a plain ``BaseNB``)."""
-
-    def predict_proba_one(self, x: dict) -> dict:
-        return BaseNB.predict_proba_one(self, x)
 
 
 @dataclass(frozen=True)
@@ -113,11 +105,9 @@ def checks() -> list[Check]:
                 "committee",
                 "gnb",
                 measure,
+                lambda measure=measure: _learner(GaussianNB(), make_measure(measure, seed=SEED)),
                 lambda measure=measure: _learner(
-                    GaussianNB(), make_measure(measure, seed=SEED, base=naive_bayes.GaussianNB())
-                ),
-                lambda measure=measure: _learner(
-                    RiverGaussianNB(), make_measure(measure, seed=SEED, base=RiverGaussianNB())
+                    naive_bayes.GaussianNB(), make_measure(measure, seed=SEED, base=naive_bayes.GaussianNB())
                 ),
             )
         )

@@ -59,9 +59,8 @@ def naive_bayes_proba(model: BaseNB, x: Features) -> dict[ClassLabel, float]:
 
     Most of a naive Bayes model's prediction cost was scipy's array machinery around a handful of
     numbers (one log-likelihood per class): two thirds of a committee's, more than half of a served
-    Gaussian NB's. The sum follows scipy's: the maximum ``a*`` (and its ``m``
-    ties) separated out, ``log1p(Σ exp(a − a*) / m) + log m + a*``; a non-finite log-likelihood goes to
-    river itself.
+    Gaussian NB's. The sum follows scipy's: the maximum ``a*`` (and its ``m`` ties) separated out,
+    ``log1p(Σ exp(a − a*) / m) + log m + a*``; a non-finite log-likelihood goes to river itself.
 
     >>> from river import naive_bayes
     >>> model = naive_bayes.GaussianNB()

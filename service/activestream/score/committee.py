@@ -17,11 +17,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from river import naive_bayes
 from river.base import Classifier
-from river.naive_bayes.base import BaseNB
 
-from activestream.models import naive_bayes_proba
+from activestream.models import GaussianNB
 from activestream.score.base import Measure
 from activestream.score.uncertainty import is_cold_start, normalise, shannon
 from activestream.types import ClassLabel, Features, Proba
@@ -110,8 +108,6 @@ class Committee:
 
 
 def _member_distribution(member: Classifier, x: Features) -> dict[ClassLabel, float]:
-    if type(member).predict_proba_one is BaseNB.predict_proba_one:
-        return normalise(naive_bayes_proba(member, x))  # type: ignore[arg-type]
     # Some river classifiers only predict labels; their vote then counts as a one-hot distribution.
     try:
         return normalise(member.predict_proba_one(x))
@@ -128,7 +124,8 @@ class _CommitteeMeasure(Measure):
     committee
         The committee to consult; by default one is built by online bagging of ``base``.
     base
-        Base learner to bag when no committee is given (default ``river.naive_bayes.GaussianNB()``).
+        Base learner to bag when no committee is given (default ``models.GaussianNB()``: river's, with
+        its probabilities normalised on floats).
     size
         Number of bagged members.
     seed
@@ -146,7 +143,7 @@ class _CommitteeMeasure(Measure):
         if committee is not None and base is not None:
             raise ValueError("give either a committee or a base learner to bag, not both")
         if committee is None:
-            learner = naive_bayes.GaussianNB() if base is None else base
+            learner = GaussianNB() if base is None else base
             committee = Committee.bagging(learner, size=size, seed=seed)
         self.committee = committee
 
