@@ -9,7 +9,8 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fast_paths.py"
 
 
-def test_every_fast_path_decides_as_its_reference(tmp_path):
+def test_every_fast_path_decides_as_its_reference(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # as when run as a script: its sibling modules import
     spec = importlib.util.spec_from_file_location("fast_paths", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules["fast_paths"] = module  # dataclasses resolve their module's annotations through sys.modules
