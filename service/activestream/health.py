@@ -81,7 +81,11 @@ class Health:
 
 
 class BrokerWatch:
-    """Probes the broker every ``interval_s`` on a daemon thread and records the answer in ``health``.
+    """Probes the broker on a daemon thread whenever no probe ran for ``interval_s``; records the answer.
+
+    The loop calls ``check`` between batches, every ``interval_s`` while it makes progress; the thread
+    then has nothing to do. It probes only when the loop has not for a whole interval — held in a client
+    call — so the broker is never asked twice for the same answer.
 
     Parameters
     ----------
@@ -91,20 +95,30 @@ class BrokerWatch:
     health
         Where the answer goes.
     interval_s
-        Time between probes. The thread's first probe comes one interval after ``start``; until then
-        the loop's own checks decide, which keeps tests of the loop deterministic.
+        The longest time without a probe. The thread's first probe comes one interval after ``start``
+        at the earliest; until then the loop's own checks decide, which keeps tests of the loop
+        deterministic.
     timeout_s
         How long one probe may wait for the broker.
+    clock
+        Monotonic seconds.
 
-    ``check`` probes once on the caller's thread (the loop uses it between batches):
+    ``check`` probes once on the caller's thread; a probe that raises counts as unreachable:
 
-    >>> health = Health(clock=lambda: 0.0)
+    >>> now = [0.0]
+    >>> health = Health(clock=lambda: now[0])
     >>> answers = iter([True, False])
-    >>> watch = BrokerWatch(lambda timeout_s: next(answers), health, interval_s=60.0)
+    >>> watch = BrokerWatch(lambda timeout_s: next(answers), health, interval_s=10.0, clock=lambda: now[0])
     >>> watch.check(), health.snapshot()["broker_reachable"]
     (True, True)
+    >>> now[0] = 4.0; watch.seconds_until_due()  # the loop checked 4 s ago: the thread waits 6 s more
+    6.0
     >>> watch.check(), health.snapshot()["broker_reachable"]
     (False, False)
+    >>> now[0] = 15.0; watch.seconds_until_due()  # no check for 11 s: the thread probes now
+    0.0
+    >>> watch.check()  # the iterator is exhausted: the probe raises StopIteration
+    False
     """
 
     def __init__(
@@ -113,6 +127,7 @@ class BrokerWatch:
         health: Health,
         interval_s: float,
         timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if interval_s <= 0 or timeout_s <= 0:
             raise ValueError("interval_s and timeout_s must be > 0")
@@ -120,6 +135,8 @@ class BrokerWatch:
         self._health = health
         self._interval_s = interval_s
         self._timeout_s = timeout_s
+        self._clock = clock
+        self._last_check = clock()  # start counts as a check: the loop checks after its first batch
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -131,7 +148,12 @@ class BrokerWatch:
             log.warning("broker probe failed", extra={"error": repr(error)})
             reachable = False
         self._health.set_broker_reachable(reachable)
+        self._last_check = self._clock()
         return reachable
+
+    def seconds_until_due(self) -> float:
+        """How long until the thread must probe, if nobody checks before."""
+        return max(0.0, self._last_check + self._interval_s - self._clock())
 
     def start(self) -> BrokerWatch:
         """Start the thread (once; a stopped watch stays stopped)."""
@@ -147,5 +169,6 @@ class BrokerWatch:
             self._thread.join(join_timeout_s)
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.check()
+        while not self._stop.wait(self.seconds_until_due()):
+            if self.seconds_until_due() == 0.0:
+                self.check()
