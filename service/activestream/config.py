@@ -236,7 +236,10 @@ class Settings(BaseSettings):
         60.0, gt=0.0, description="/healthz fails when the loop has not completed a batch for this long."
     )
     health_check_interval_seconds: float = Field(
-        10.0, gt=0.0, description="Time between broker reachability checks and consumer lag updates."
+        10.0,
+        gt=0.0,
+        description="Time between consumer lag updates; the longest without a broker reachability check "
+        "(between batches, or from a thread while the loop is held in a client call).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Log level of the JSON logs."
