@@ -40,8 +40,24 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="logreg", help="base model (default logreg)")
     demo.add_argument("--measure", help="informativeness measure (default: the service's)")
     demo.add_argument("--policy", help="threshold policy (default: the service's)")
-    demo.add_argument("--label-delay", type=float, default=0.5, help="mean annotator delay, seconds")
-    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument(
+        "--label-delay",
+        type=int,
+        default=500,
+        metavar="EVENTS",
+        help="events between an event and its label's arrival, a fixed delay (default 500)",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="seeds the stream, the service and the baselines")
+    demo.add_argument(
+        "--rate", type=float, default=1500.0, metavar="EVENTS_PER_S", help="replay rate (default 1500)"
+    )
+    demo.add_argument(
+        "--window",
+        type=int,
+        default=1000,
+        metavar="EVENTS",
+        help="window of the learning curves' moving accuracy (default 1000 events)",
+    )
     demo.add_argument("--output", type=Path, default=Path("demo-output"), help="where the plot goes")
 
     replay = commands.add_parser("replay", help="produce events from a CSV file or a named stream")
@@ -193,8 +209,8 @@ def _label_ui(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from activestream.demo.session import DemoOptions, run_demo
 
-    run_demo(
-        DemoOptions(
+    try:
+        options = DemoOptions(
             dataset=args.dataset,
             events=args.events,
             budget=args.budget,
@@ -202,10 +218,15 @@ def _demo(args: argparse.Namespace) -> int:
             measure=args.measure,
             policy=args.policy,
             seed=args.seed,
-            mean_label_delay_s=args.label_delay,
+            label_delay=args.label_delay,
+            rate_per_s=args.rate,
             output_dir=args.output,
+            window=args.window,
         )
-    )
+    except ValueError as error:
+        print(f"activestream demo: {error}", file=sys.stderr)
+        return 2
+    run_demo(options)
     return 0
 
 

@@ -1,24 +1,44 @@
-"""A simulated annotator: answers label requests from ground truth after a random delay.
+"""A simulated annotator: answers label requests from ground truth after a delay.
 
-The scheduling is a pure object (time comes in as an argument); ``run_annotator`` is the thin loop that
-feeds it from the label-requests topic and posts its answers to the labels topic.
+The delay's unit is the caller's. The demo counts it in *events*: a request for the event at stream
+position ``p`` is answered once the stream has reached position ``p + delay``, the delay
+``activestream.evaluate.prequential`` simulates. ``activestream annotate``, which cannot see the stream,
+counts it in seconds of a clock. The scheduling is a pure object (the time or position comes in as an
+argument, nothing reads a clock); ``run_annotator`` is the thin loop that feeds it from the label-requests
+topic and posts its answers to the labels topic.
 
->>> annotator = SimulatedAnnotator({"e-1": True, "e-2": False}, mean_delay_s=1.0, seed=7)
->>> annotator.on_request(LabelRequestView("r-1", "e-1"), now_s=0.0)
->>> annotator.on_request(LabelRequestView("r-2", "e-2"), now_s=0.0)
->>> annotator.due(now_s=0.0)
+In events, with a fixed delay (the demo's):
+
+>>> truth = {"ev-0000010": True, "ev-0000020": False}
+>>> annotator = SimulatedAnnotator(truth, delay=500, fixed=True)
+>>> annotator.on_request(LabelRequestView("r-1", "ev-0000010"), now=10)
+>>> annotator.on_request(LabelRequestView("r-2", "ev-0000020"), now=20)
+>>> annotator.due(now=509)
 []
->>> sorted((label.event_id, label.label) for label in annotator.due(now_s=60.0))
+>>> [(label.event_id, label.label) for label in annotator.due(now=510)]
+[('ev-0000010', True)]
+>>> annotator.waiting
+1
+
+In seconds, with an exponential delay of mean 1 s drawn from a seeded generator:
+
+>>> annotator = SimulatedAnnotator({"e-1": True, "e-2": False}, delay=1.0, seed=7)
+>>> annotator.on_request(LabelRequestView("r-1", "e-1"), now=0.0)
+>>> annotator.on_request(LabelRequestView("r-2", "e-2"), now=0.0)
+>>> annotator.due(now=0.0)
+[]
+>>> sorted((label.event_id, label.label) for label in annotator.due(now=60.0))
 [('e-1', True), ('e-2', False)]
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -40,36 +60,52 @@ class LabelRequestView:
 
 @dataclass(order=True)
 class _Scheduled:
-    due_s: float
+    due: float
     seq: int
     request: LabelRequestView = field(compare=False)
+    since: float = field(compare=False)
 
 
 class SimulatedAnnotator:
-    """Labels each requested event with its true label after an exponential delay.
+    """Labels each requested event with its true label after a delay.
 
     Parameters
     ----------
     truth
         Event id → true label, filled by the replayer.
-    mean_delay_s
-        Mean of the exponential answer delay (0 answers at once).
+    delay
+        The answer delay, in the unit of the ``now`` arguments (events of a stream position, or seconds of
+        a clock): exactly this when ``fixed``, else the mean of an exponential draw. 0 answers at once.
     error_rate
         Probability of answering a wrong label (a noisy oracle), drawn among the labels seen so far.
     seed
         Seeds the delays and the errors.
+    fixed
+        Every answer takes exactly ``delay`` (no draw).
+
+    >>> SimulatedAnnotator({}, delay=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: the annotator's delay must be >= 0, got -1
     """
 
     def __init__(
         self,
         truth: Mapping[str, ClassLabel],
-        mean_delay_s: float = 1.0,
+        delay: float = 1.0,
         error_rate: float = 0.0,
         seed: int | None = None,
         name: str = "simulated",
+        *,
+        fixed: bool = False,
     ):
+        if not delay >= 0:
+            raise ValueError(f"the annotator's delay must be >= 0, got {delay}")
+        if not 0 <= error_rate <= 1:
+            raise ValueError(f"the annotator's error rate must be in [0, 1], got {error_rate}")
         self.truth = truth
-        self.mean_delay_s = mean_delay_s
+        self.delay = delay
+        self.fixed = fixed
         self.error_rate = error_rate
         self.name = name
         self._rng = random.Random(seed)
@@ -77,22 +113,34 @@ class SimulatedAnnotator:
         self._seq = 0
         self._answered: set[str] = set()
         self._classes: list[ClassLabel] = []
+        self._delays_sum = 0.0
+        self._delays_count = 0
 
-    def on_request(self, request: LabelRequest | LabelRequestView, now_s: float) -> None:
-        """Schedule an answer; a request seen again (a replay) is answered once."""
+    def on_request(self, request: LabelRequest | LabelRequestView, now: float) -> None:
+        """Schedule an answer ``delay`` after ``now``; a request seen again (a replay) is answered once.
+
+        >>> annotator = SimulatedAnnotator({"e-1": 1}, delay=3, fixed=True)
+        >>> annotator.on_request(LabelRequestView("r-1", "e-1"), now=0)
+        >>> annotator.on_request(LabelRequestView("r-1", "e-1"), now=2)
+        >>> [label.request_id for label in annotator.due(now=100)]
+        ['r-1']
+        """
         if request.request_id in self._answered:
             return
         self._answered.add(request.request_id)
-        delay = self._rng.expovariate(1 / self.mean_delay_s) if self.mean_delay_s > 0 else 0.0
         self._seq += 1
         view = LabelRequestView(request.request_id, request.event_id)
-        heapq.heappush(self._queue, _Scheduled(now_s + delay, self._seq, view))
+        heapq.heappush(self._queue, _Scheduled(now + self._draw(), self._seq, view, now))
 
-    def due(self, now_s: float) -> list[Label]:
-        """The labels whose delay has passed, oldest first."""
+    def due(self, now: float) -> list[Label]:
+        """The labels whose delay has passed at ``now``, in the order they fall due."""
         labels = []
-        while self._queue and self._queue[0].due_s <= now_s:
-            request = heapq.heappop(self._queue).request
+        while self._queue and self._queue[0].due <= now:
+            scheduled = heapq.heappop(self._queue)
+            request = scheduled.request
+            if now < math.inf:
+                self._delays_sum += now - scheduled.since
+                self._delays_count += 1
             labels.append(
                 Label(
                     request_id=request.request_id,
@@ -107,6 +155,25 @@ class SimulatedAnnotator:
     def waiting(self) -> int:
         """Requests received but not answered yet."""
         return len(self._queue)
+
+    @property
+    def mean_answer_delay(self) -> float | None:
+        """The mean delay the answers actually had, from each request's ``now`` to the ``now`` it was
+        answered at (``None`` before any; answers at an infinite ``now``, a final flush, are left out).
+        It exceeds ``delay`` when ``due`` is called late.
+
+        >>> annotator = SimulatedAnnotator({"e-1": 1, "e-2": 0}, delay=10, fixed=True)
+        >>> annotator.on_request(LabelRequestView("r-1", "e-1"), now=0)
+        >>> annotator.on_request(LabelRequestView("r-2", "e-2"), now=5)
+        >>> len(annotator.due(now=16)), annotator.mean_answer_delay
+        (2, 13.5)
+        """
+        return self._delays_sum / self._delays_count if self._delays_count else None
+
+    def _draw(self) -> float:
+        if self.fixed or self.delay == 0:
+            return self.delay
+        return self._rng.expovariate(1 / self.delay)
 
     def _answer(self, event_id: str) -> ClassLabel:
         y = self.truth[event_id]
@@ -126,10 +193,18 @@ def run_annotator(
     stop: threading.Event,
     poll_timeout_s: float = 0.2,
     ready: threading.Event | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    requested_at: Callable[[LabelRequest], float] | None = None,
 ) -> int:
     """Answer label requests until ``stop`` is set; returns the number of labels posted.
 
-    ``ready`` is set once the consumer has joined its group and owns partitions. Labels are keyed by
+    ``clock`` says what time it is, in the annotator's unit (default: seconds of ``time.monotonic``;
+    the demo passes the stream's position). A request's delay counts from ``requested_at(request)``
+    (the demo: its event's position in the stream), by default from ``clock()`` when it is read.
+
+    Give it a producer of its own: it flushes after posting, which waits for whatever else the producer
+    carries. ``ready`` is set once the consumer has joined its group and owns partitions. Labels are keyed by
     event id, like the requests, so a label lands on the partition that owns its
     event (the service's label join relies on this co-partitioning).
     """
@@ -143,9 +218,11 @@ def run_annotator(
                 request = LabelRequest.model_validate_json(message.value or b"")
             except ValidationError:
                 continue  # not a request this annotator can answer; the service never sends one
-            annotator.on_request(request, time.monotonic())
-        for label in annotator.due(time.monotonic()):
+            annotator.on_request(request, clock() if requested_at is None else requested_at(request))
+        labels = annotator.due(clock())
+        for label in labels:
             producer.produce(labels_topic, to_json(label), key=label.event_id.encode())
-            posted += 1
-        producer.flush(30.0)
+        if labels:
+            producer.flush(30.0)
+            posted += len(labels)
     return posted

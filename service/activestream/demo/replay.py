@@ -1,7 +1,8 @@
 """Turn a labeled stream into unlabeled events on a topic, keeping the ground truth aside.
 
 The ground truth never travels with the event: the simulated annotator reads it from the ``truth``
-mapping, as a human annotator would read it off the world.
+mapping, as a human annotator would read it off the world. Event ids carry the stream position
+(``ev-<position>``, see ``event_position``): the demo's annotator counts its label delay in events from it.
 
 >>> from activestream.datasets import sea_abrupt
 >>> pairs = list(labeled_events(sea_abrupt(n=3, seed=1)))
@@ -9,6 +10,8 @@ mapping, as a human annotator would read it off the world.
 ['ev-0000000', 'ev-0000001', 'ev-0000002']
 >>> sorted(pairs[0][0].features)
 ['0', '1', '2']
+>>> event_position(pairs[2][0].id)
+2
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from activestream.messages import Event, to_json
 from activestream.transport.base import Producer
 from activestream.types import ClassLabel, Features
 
-__all__ = ["labeled_events", "replay"]
+__all__ = ["event_position", "labeled_events", "replay"]
 
 
 def labeled_events(
@@ -30,6 +33,22 @@ def labeled_events(
     """Events with ids ``<prefix>-<position>`` and their true labels, in stream order."""
     for i, (x, y) in enumerate(stream):
         yield Event(id=f"{prefix}-{i:07d}", features=x), y
+
+
+def event_position(event_id: str) -> int:
+    """The stream position in an id ``labeled_events`` made (0 for the first event).
+
+    >>> event_position("ev-0045311")
+    45311
+    >>> event_position("order-17")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'order-17' is not an id of the form ev-<position>
+    """
+    prefix, _, position = event_id.rpartition("-")
+    if prefix != "ev" or not position.isdigit():
+        raise ValueError(f"{event_id!r} is not an id of the form ev-<position>")
+    return int(position)
 
 
 def replay(

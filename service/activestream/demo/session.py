@@ -6,17 +6,27 @@ What runs, each on its own thread and Kafka client, all talking the Kafka protoc
 2. the service itself, exactly as ``activestream run`` builds it, with its ``/metrics`` endpoint;
 3. a replayer producing a drifting stream as unlabeled events (Electricity when the CSV is found,
    else SEA with abrupt drifts);
-4. a simulated annotator answering label requests from ground truth after a random delay;
+4. a simulated annotator answering each label request from ground truth a fixed number of *events*
+   after its event (``label_delay``): the request for the event at stream position ``p`` is answered once
+   the service has decided ``p + 1 + label_delay`` events, the delay ``evaluate.prequential`` simulates.
+   Its clock is the service's count of decided events, not the replayer's: the service runs in batches,
+   a few hundred events behind the replayer, and counted in events produced the label would reach it
+   sooner than the configured delay;
 5. an auditor reading the service's decision records, scoring every prediction against ground truth
    (prequential accuracy over every event, as the service never sees most labels).
 
-It ends with a table — the service against random sampling at the same budget on the same stream and
-label delay, run in-process — and a PNG learning curve.
+It ends with a table that is the same on every run with the same options: the service's strategy (built
+from its settings by ``learner_from_settings``) against random sampling, both in-process with
+``evaluate.prequential`` on the same stream, seed, budget and the configured label delay in events, and
+the gain over random in points. The live service's figures (accuracy, labels used, events/s) follow on a
+line of their own: they depend on timing (how far the service lags the replayer when a label comes back),
+so they move a little from run to run. A PNG plots the three learning curves and the known drifts.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -35,8 +45,8 @@ from activestream.datasets import Stream, find_elec_csv, make_stream
 from activestream.demo.annotator import SimulatedAnnotator, run_annotator
 from activestream.demo.broker import EmbeddedBroker
 from activestream.demo.progress import ProgressSnapshot, render_progress
-from activestream.demo.replay import labeled_events, replay
-from activestream.demo.report import Curve, SummaryRow, plot_learning_curves, summary_table
+from activestream.demo.replay import event_position, labeled_events, replay
+from activestream.demo.report import Curve, SummaryRow, accuracy_gain, plot_learning_curves, summary_table
 from activestream.drift import DriftStatus
 from activestream.evaluate import prequential, random_sampling
 from activestream.http import HttpServer
@@ -46,14 +56,22 @@ from activestream.models import make_model
 from activestream.transport.base import Consumer
 from activestream.transport.factory import consumer_from_settings, producer_from_settings
 
-__all__ = ["DemoOptions", "DemoResult", "run_demo"]
+__all__ = ["Comparison", "DemoOptions", "DemoResult", "compare_in_process", "run_demo"]
 
 log = logging.getLogger(__name__)
+
+_CURVE_EVERY = 250  # events between two points of a learning curve
 
 
 @dataclass(frozen=True)
 class DemoOptions:
-    """What the demo runs; every field has a CLI flag."""
+    """What the demo runs; every field has a CLI flag.
+
+    >>> DemoOptions(label_delay=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: --label-delay must be a whole number of events >= 0, got -1
+    """
 
     dataset: str | None = None  # None: elec when its CSV is found, else sea_abrupt
     events: int | None = None  # None: the whole stream (elec: 45,312; synthetic: 40,000)
@@ -62,18 +80,50 @@ class DemoOptions:
     measure: str | None = None  # None: the service's default
     policy: str | None = None
     seed: int = 1
-    mean_label_delay_s: float = 0.2
+    label_delay: int = 500  # events between an event and its label's arrival (fixed, as in prequential)
     rate_per_s: float | None = 1500.0  # a steady stream, as a live source would be; None: flat out
     output_dir: Path = Path("demo-output")
-    window: int = 1000
+    window: int = 1000  # events in the moving accuracy of the learning curves
+
+    def __post_init__(self) -> None:
+        if type(self.label_delay) is not int or self.label_delay < 0:
+            raise ValueError(f"--label-delay must be a whole number of events >= 0, got {self.label_delay}")
+        if self.events is not None and self.events < 1:
+            raise ValueError(f"--events must be >= 1, got {self.events}")
+        if not 0 < self.budget <= 1:
+            raise ValueError(f"--budget must be in (0, 1], got {self.budget}")
+        if self.window < 1:
+            raise ValueError(f"--window must be >= 1 event, got {self.window}")
+        if self.rate_per_s is not None and not self.rate_per_s > 0:
+            raise ValueError(f"--rate must be > 0 events/s, got {self.rate_per_s}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The seeded in-process runs: the service's strategy and random sampling, with the same label delay."""
+
+    label_delay: int
+    strategy: str
+    activestream: SummaryRow
+    random: SummaryRow
+    activestream_curve: Curve
+    random_curve: Curve
+
+    @property
+    def rows(self) -> list[SummaryRow]:
+        return [self.activestream, self.random]
+
+    def table(self, budget: float) -> str:
+        return summary_table(self.rows, budget, baseline=self.random)
 
 
 @dataclass
 class DemoResult:
-    rows: list[SummaryRow]
+    rows: list[SummaryRow]  # the seeded in-process rows of the table, the same on every run
     table: str
     plot: Path
     label_delay_events: int
+    live: SummaryRow  # the service through Kafka: depends on timing
     events_per_s: float
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -148,14 +198,18 @@ def _consumer(settings: Settings, group: str, topic: str) -> Consumer:
     return consumer
 
 
+def _decided(service_metrics) -> int:
+    """Events the service has decided on (asked, discarded or refused as invalid)."""
+    outcomes = ("asked", "discarded", "invalid")
+    return sum(int(service_metrics.value(Metric.EVENTS, outcome=o) or 0) for o in outcomes)
+
+
 def _snapshot(service_metrics, total: int, auditor: _Auditor) -> ProgressSnapshot:
     def value(metric: Metric, **labels: str) -> float:
         return service_metrics.value(metric, **labels) or 0.0
 
     asked = int(value(Metric.EVENTS, outcome="asked"))
-    events = (
-        asked + int(value(Metric.EVENTS, outcome="discarded")) + int(value(Metric.EVENTS, outcome="invalid"))
-    )
+    events = _decided(service_metrics)
     accuracy = auditor.accuracy.get() if auditor.seen else float("nan")
     return ProgressSnapshot(
         events=events,
@@ -165,6 +219,41 @@ def _snapshot(service_metrics, total: int, auditor: _Auditor) -> ProgressSnapsho
         accuracy=accuracy,
         threshold=service_metrics.value(Metric.THRESHOLD) or float("nan"),
         pending=int(value(Metric.PENDING)),
+    )
+
+
+def compare_in_process(options: DemoOptions, stream: Stream, settings: Settings) -> Comparison:
+    """The table's rows: the service's strategy and random sampling, in-process, with the configured delay.
+
+    Both run ``evaluate.prequential`` on ``stream`` with the same seed, budget and label delay in events
+    (``options.label_delay``), so the result depends on the options only, not on timing.
+    """
+    delay, window, every = options.label_delay, options.window, _CURVE_EVERY
+    learner = learner_from_settings(settings)
+    reference = prequential(learner, stream, delay=delay, curve_every=every, window=window)
+    baseline = prequential(
+        random_sampling(make_model(options.model, options.seed), options.budget, seed=options.seed),
+        stream,
+        delay=delay,
+        curve_every=every,
+        window=window,
+    )
+    active_name = "activestream (the service's settings, in-process)"
+    random_name = "random sampling (in-process)"
+
+    def row(name: str, result) -> SummaryRow:
+        return SummaryRow(name, result.n_events, result.labels_used, result.accuracy, result.kappa)
+
+    def curve(name: str, result) -> Curve:
+        return Curve(name, [p.n_events for p in result.curve], [p.window_accuracy for p in result.curve])
+
+    return Comparison(
+        delay,
+        learner.strategy,
+        row(active_name, reference),
+        row(random_name, baseline),
+        curve(f"activestream {learner.strategy}, in-process", reference),
+        curve("random sampling, in-process", baseline),
     )
 
 
@@ -178,26 +267,50 @@ def run_demo(options: DemoOptions = DemoOptions(), out: TextIO = sys.stdout) -> 
         stale.unlink()  # a demo starts from scratch; its broker is new and empty
     truth: dict = {}
     stop = threading.Event()
-    print(f"activestream demo: {stream.name}, {stream.n:,} events, budget {options.budget:.0%}", file=out)
+    print(
+        f"activestream demo: {stream.name}, {stream.n:,} events, budget {options.budget:.0%}, "
+        f"label delay {options.label_delay:,} events, seed {options.seed}",
+        file=out,
+    )
     with EmbeddedBroker() as broker:
         settings = _settings(options, broker.bootstrap_servers)
         service = build_service(settings)
         server = HttpServer(
             service.metrics, service.health, settings.metrics_host, settings.metrics_port
         ).start()
-        print(f"broker {broker.bootstrap_servers} | metrics http://127.0.0.1:{server.port}/metrics", file=out)
-        auditor = _Auditor(truth, options.window)
-        annotator = SimulatedAnnotator(truth, options.mean_label_delay_s, seed=options.seed)
+        print(
+            f"broker {broker.bootstrap_servers} | metrics http://127.0.0.1:{server.port}/metrics | "
+            f"strategy {service.learner.strategy}",
+            file=out,
+        )
+        auditor = _Auditor(truth, options.window, curve_every=_CURVE_EVERY)
+        annotator = SimulatedAnnotator(truth, options.label_delay, seed=options.seed, fixed=True)
         producer = producer_from_settings(settings)
+        # The annotator's own: flushing its labels must not wait for the replayer's events.
+        labels_producer = producer_from_settings(settings)
         annotator_ready, auditor_ready = threading.Event(), threading.Event()
         requests_consumer = _consumer(settings, "demo-annotator", settings.requests_topic)
         decisions_consumer = _consumer(settings, "demo-auditor", settings.decisions_topic)
+
+        def stream_clock() -> float:
+            """The annotator's clock: events the service has decided. Once it has decided every one, the
+            labels still due (past the stream's end) come at once: none can change a prediction any more."""
+            decided = _decided(service.metrics)
+            return math.inf if decided >= stream.n else decided
+
         threads = [
             threading.Thread(target=service.run, name="service"),
             threading.Thread(
                 target=run_annotator,
-                args=(requests_consumer, producer, settings.labels_topic, annotator, stop),
-                kwargs={"ready": annotator_ready},
+                args=(requests_consumer, labels_producer, settings.labels_topic, annotator, stop),
+                kwargs={
+                    "ready": annotator_ready,
+                    "poll_timeout_s": 0.05,
+                    "clock": stream_clock,
+                    # The event at position p is decided when p + 1 events are: its label comes once
+                    # label_delay more are, after the event at p + label_delay (prequential's delay).
+                    "requested_at": lambda request: event_position(request.event_id) + 1,
+                },
                 name="annotator",
             ),
             threading.Thread(
@@ -226,8 +339,9 @@ def run_demo(options: DemoOptions = DemoOptions(), out: TextIO = sys.stdout) -> 
             requests_consumer.close()
             decisions_consumer.close()
             producer.close()
+            labels_producer.close()
             server.stop()
-    return _summarise(options, stream, service, auditor, elapsed, out)
+    return _summarise(options, stream, service, auditor, annotator, elapsed, out)
 
 
 def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
@@ -266,81 +380,78 @@ def _follow(service, auditor: _Auditor, annotator: SimulatedAnnotator, total: in
 
 
 def _summarise(
-    options: DemoOptions, stream: Stream, service, auditor: _Auditor, elapsed_s: float, out: TextIO
+    options: DemoOptions,
+    stream: Stream,
+    service,
+    auditor: _Auditor,
+    annotator: SimulatedAnnotator,
+    elapsed_s: float,
+    out: TextIO,
 ) -> DemoResult:
     m = service.metrics
     events = len(auditor.seen)
     rate = events / elapsed_s if elapsed_s > 0 else 0.0
     delay_count = m.value(Metric.LABEL_DELAY, "_count") or 0.0
-    mean_delay_s = (m.value(Metric.LABEL_DELAY, "_sum") or 0.0) / delay_count if delay_count else 0.0
-    # The in-process baselines get the same label delay, in events, that the service saw.
-    delay_events = round(mean_delay_s * rate)
+    measured_delay_s = (m.value(Metric.LABEL_DELAY, "_sum") or 0.0) / delay_count if delay_count else 0.0
     labels_used = int(m.value(Metric.LABEL_REQUESTS) or 0)
-    baseline = prequential(
-        random_sampling(make_model(options.model, options.seed), options.budget, seed=options.seed),
-        stream,
-        delay=delay_events,
-        curve_every=250,
-        window=options.window,
+    learned = int(m.value(Metric.LABELS, status="learned") or 0)
+    live = SummaryRow(
+        "activestream service (via Kafka)", events, labels_used, auditor.accuracy.get(), auditor.kappa.get()
     )
-    settings = service.settings
-    reference = prequential(
-        learner_from_settings(settings),
-        stream,
-        delay=delay_events,
-        curve_every=250,
-        window=options.window,
-    )
-    rows = [
-        SummaryRow(
-            "activestream service (via Kafka)",
-            events,
-            labels_used,
-            auditor.accuracy.get(),
-            auditor.kappa.get(),
-        ),
-        SummaryRow(
-            "same strategy, in-process",
-            reference.n_events,
-            reference.labels_used,
-            reference.accuracy,
-            reference.kappa,
-        ),
-        SummaryRow(
-            "random sampling, in-process",
-            baseline.n_events,
-            baseline.labels_used,
-            baseline.accuracy,
-            baseline.kappa,
-        ),
-    ]
-    table = summary_table(rows, options.budget)
+    comparison = compare_in_process(options, stream, service.settings)
+    table = comparison.table(options.budget)
     plot = plot_learning_curves(
         [
-            Curve("activestream service", auditor.curve_events, auditor.curve_accuracy),
-            Curve(
-                "random sampling",
-                [p.n_events for p in baseline.curve],
-                [p.window_accuracy for p in baseline.curve],
-            ),
+            comparison.activestream_curve,
+            comparison.random_curve,
+            Curve("activestream service via Kafka (live)", auditor.curve_events, auditor.curve_accuracy),
         ],
         options.output_dir / "learning_curve.png",
-        f"{stream.name}: budget {options.budget:.0%}, strategy {service.learner.strategy}",
+        f"{stream.name}: budget {options.budget:.0%}, label delay {options.label_delay:,} events, "
+        f"seed {options.seed}\naccuracy over a moving window of {options.window:,} events",
         stream.drifts,
+        window=options.window,
     )
-    learned = int(m.value(Metric.LABELS, status="learned") or 0)
+    delay = options.label_delay
+    achieved = annotator.mean_answer_delay
+    answered = (
+        "none answered"
+        if achieved is None
+        else f"in fact a mean {achieved:,.0f}, as the service decides in batches"
+    )
+    used = f"{labels_used:,} ({labels_used / events:.1%})" if events else "0"
     print(f"\n{table}\n", file=out)
     print(
-        f"{events:,} events in {elapsed_s:.1f} s ({rate:,.0f} events/s through Kafka); "
-        f"{labels_used:,} label requests, {learned:,} labels learned, mean label delay {mean_delay_s:.2f} s "
-        f"(≈ {delay_events} events); learning curve: {plot}",
+        f"Seeded: the same on every run with these options (stream {stream.name}, seed {options.seed}, "
+        f"budget {options.budget:.0%}, label delay {delay:,} events, strategy {comparison.strategy}).",
         file=out,
     )
+    print(
+        f"Live service through Kafka (depends on timing, so it moves from run to run): accuracy "
+        f"{live.accuracy:.1%} ({accuracy_gain(live, comparison.random)} vs random in-process), kappa "
+        f"{live.kappa:.3f}, {used} labels used, {learned:,} learned; {events:,} events in {elapsed_s:.1f} s "
+        f"({rate:,.0f} events/s); labels answered {delay:,} events after their event, counted in events the "
+        f"service decided ({answered}), reaching it {measured_delay_s:.2f} s after their request on average.",
+        file=out,
+    )
+    print(f"Learning curve ({options.window:,}-event window): {plot}", file=out)
     arms = service.watch.status()
     alarms = int(m.value(Metric.LABEL_FREE_ALARMS) or 0)
     if arms is not None:
         print(_drift_line(arms, alarms), file=out)
-    return DemoResult(rows, table, plot, delay_events, rate, {"mean_label_delay_s": mean_delay_s})
+    return DemoResult(
+        comparison.rows,
+        table,
+        plot,
+        delay,
+        live,
+        rate,
+        {
+            "measured_label_delay_s": measured_delay_s,
+            "answered_label_delay_events": achieved if achieved is not None else math.nan,
+            "labels_learned": learned,
+        },
+    )
 
 
 def _drift_line(arms: DriftStatus, label_free_alarms: int) -> str:
