@@ -317,7 +317,14 @@ def decide_batch(
         proba = scored.proba
         decisions.append(
             Decision(
-                _argmax(proba), proba, scored.score, verdict.threshold, verdict.ask, strategy, verdict.reason
+                _argmax(proba),
+                proba,
+                scored.score,
+                verdict.threshold,
+                verdict.ask,
+                strategy,
+                verdict.reason,
+                verdict.ask_proba,
             )
         )
         if after_each is not None:

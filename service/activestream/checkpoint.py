@@ -69,14 +69,20 @@ class CheckpointState:
     """Everything a restarted service needs to continue as if it had never stopped.
 
     ``offsets`` are the next offsets to read (Kafka's convention) of every partition the state covers;
-    ``counters`` keep the totals that must survive a restart (e.g. the prequential accuracy's counts).
+    ``counters`` keep the totals that must survive a restart (e.g. the prequential accuracy's counts, and
+    the sums of its inverse-probability weights, which are not whole numbers); a counter a checkpoint
+    lacks (written before it existed) reads as 0.
+
+    The pending entries keep how each request was asked (``PendingEntry.ask_proba``); an entry pickled
+    before that field existed loads with ``None`` (see :class:`~activestream.join.PendingEntry`), so an
+    older checkpoint or ask journal restores, its labels just carry no weight.
     """
 
     learner: Any
     pending: PendingStore
     offsets: dict[TopicPartition, int]
     model_version: int = 0
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
     created_at_ms: int = 0
     #: The label-free drift signal on all scores (``None``: off).
     drift_signal: Any = None

@@ -158,11 +158,15 @@ class Settings(BaseSettings):
     stop_on_plateau: bool = Field(
         False,
         description="Pause label requests (all but random ones) when the unbiased accuracy plateaus or the "
-        "predictions stabilise; resumed by a drift or by a fall of the random-label accuracy.",
+        "predictions stabilise; resumed by a drift or by a fall of the unbiased accuracy (a policy without "
+        "a random part asks nothing while paused: only a drift resumes it).",
     )
     max_labels: int = Field(0, ge=0, description="Stop asking after this many label requests (0: no cap).")
     stopping_window: int = Field(
-        100, ge=1, description="Plateau: random labels per block compared (last block vs the one before)."
+        100,
+        ge=1,
+        description="Plateau: labels per block compared (last block vs the one before): random ones, else "
+        "ones weighted by 1/ask probability (a randomized policy without a random part).",
     )
     stopping_epsilon: float = Field(
         0.01, description="Plateau: an accuracy gain above this between two blocks still counts as progress."

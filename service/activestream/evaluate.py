@@ -25,6 +25,7 @@ from river.active.base import ActiveLearningClassifier
 
 from activestream.decide import make_policy
 from activestream.decide.policies import RANDOM
+from activestream.drift.estimates import weighting_proba
 from activestream.drift.watch import DriftWatch
 from activestream.learner import ActiveLearner
 from activestream.types import ClassLabel, Features
@@ -99,16 +100,20 @@ def prequential(
     """
     accuracy, kappa = metrics.Accuracy(), metrics.CohenKappa()
     recent: deque[bool] = deque(maxlen=window)
-    in_flight: deque[tuple[int, Features, ClassLabel, bool]] = deque()
+    # Each label in flight: when it is due, the event, and how it was asked (at random; its probability).
+    in_flight: deque[tuple[int, Features, ClassLabel, bool, float | None]] = deque()
     curve: list[CurvePoint] = []
     # Our learners learn through a drift watch, as in the service: labels asked at random reach
-    # drift-adaptive classifiers flagged as the unbiased sample. Other river active learners just learn.
+    # drift-adaptive classifiers flagged as the unbiased sample, and every label carries the probability
+    # with which it was asked (inverse-probability weighting). Other river active learners just learn.
     watch = DriftWatch(learner) if isinstance(learner, ActiveLearner) else None
     n = labels = 0
+    ask_proba: float | None = None
     for n, (x, y) in enumerate(stream, start=1):
         if watch is not None:
             decision = learner.decide(x)
             y_pred, ask, unbiased = decision.y_pred, decision.ask, decision.reason == RANDOM
+            ask_proba = weighting_proba(decision.ask_proba)
         else:
             (y_pred, ask), unbiased = learner.predict_one(x), False
         accuracy.update(y, y_pred)
@@ -116,11 +121,11 @@ def prequential(
         recent.append(y_pred == y)
         if ask:
             labels += 1
-            in_flight.append((n + delay, x, y, unbiased))
+            in_flight.append((n + delay, x, y, unbiased, ask_proba))
         while in_flight and in_flight[0][0] <= n:
-            _, x_due, y_due, unbiased_due = in_flight.popleft()
+            _, x_due, y_due, unbiased_due, proba_due = in_flight.popleft()
             if watch is not None:
-                watch.learn(x_due, y_due, unbiased=unbiased_due)
+                watch.learn(x_due, y_due, unbiased=unbiased_due, ask_proba=proba_due)
             else:
                 learner.learn_one(x_due, y_due)
         if n % curve_every == 0:

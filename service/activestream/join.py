@@ -21,7 +21,7 @@ told apart (``duplicate``; ``expired``) from a label nobody asked for (``unknown
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -46,7 +46,24 @@ class ExpiryReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PendingEntry:
-    """One label request waiting for its label; keeps what learning and evaluation need."""
+    """One label request waiting for its label; keeps what learning and evaluation need.
+
+    ``decision_reason`` (``"random"``: the unbiased sample) and ``ask_proba`` (the probability with which
+    the request was made, ``None`` when unknown) say how the label was chosen, for the accuracy
+    estimates; ``predicted_label`` is the prediction it is judged against.
+
+    Entries are pickled in checkpoints and in the ask journal. Fields added since (``ask_proba``) take
+    their default when an older pickle is loaded:
+
+    >>> import pickle
+    >>> entry = PendingEntry("r1", "e1", {"x": 1.0}, 0, 1000, "informative", True, ask_proba=0.25)
+    >>> pickle.loads(pickle.dumps(entry)) == entry
+    True
+    >>> old = PendingEntry.__new__(PendingEntry)
+    >>> old.__setstate__(["r1", "e1", {"x": 1.0}, 0, 1000, "informative", True])  # before ask_proba
+    >>> old.ask_proba is None, old.predicted_label
+    (True, True)
+    """
 
     request_id: str
     event_id: str
@@ -55,6 +72,21 @@ class PendingEntry:
     expires_at_ms: int
     decision_reason: str
     predicted_label: ClassLabel | None = None
+    ask_proba: float | None = None
+
+    def __setstate__(self, state: list[Any]) -> None:
+        # The state is the list of field values in order (dataclass' own pickling of a frozen class with
+        # slots, which this replaces on loading only): a shorter list is an older version's, whose
+        # missing trailing fields take their defaults.
+        names = [f.name for f in fields(self)]
+        if len(state) > len(names):
+            raise TypeError(f"a PendingEntry state has at most {len(names)} values, got {len(state)}")
+        for f, value in zip(fields(self), state, strict=False):
+            object.__setattr__(self, f.name, value)
+        for f in fields(self)[len(state) :]:
+            if f.default is MISSING:
+                raise TypeError(f"a PendingEntry state lacks the required field {f.name!r}")
+            object.__setattr__(self, f.name, f.default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +182,18 @@ class PendingStore:
         asked_at_ms: int,
         decision_reason: str,
         predicted_label: ClassLabel | None = None,
+        ask_proba: float | None = None,
     ) -> list[Expired]:
         """Start waiting for a label; return the entries evicted to make room (oldest first).
 
-        Adding a request id that is already pending changes nothing (a replayed ask).
+        ``ask_proba`` is the probability with which the request was made (``Decision.ask_proba``), kept
+        for the label's inverse-probability weight. Adding a request id that is already pending changes
+        nothing (a replayed ask).
+
+        >>> store = PendingStore(max_size=2, ttl_ms=1000)
+        >>> _ = store.add("r1", "e1", {"x": 1.0}, 0, "informative", ask_proba=0.3)
+        >>> store.join(now_ms=10, event_id="e1").entry.ask_proba
+        0.3
         """
         if request_id in self._pending:
             return []
@@ -166,6 +206,7 @@ class PendingStore:
             asked_at_ms + self.ttl_ms,
             decision_reason,
             predicted_label,
+            ask_proba,
         )
         self._pending[request_id] = entry
         self._pending_by_event[event_id] = request_id

@@ -56,6 +56,9 @@ class Decision:
     ask: bool
     strategy: str
     reason: str
+    #: The probability with which this event was asked (``Verdict.ask_proba``); ``None`` when the
+    #: policy is deterministic. Labels carry it to the accuracy estimates (inverse probability weighting).
+    ask_proba: float | None = None
 
 
 def _argmax(proba: Proba) -> ClassLabel | None:
@@ -127,6 +130,7 @@ class ActiveLearner(ActiveLearningClassifier):
             ask=verdict.ask,
             strategy=self.strategy,
             reason=verdict.reason,
+            ask_proba=verdict.ask_proba,
         )
 
     def _ask_for_label(self, x: Any, y_pred: Any) -> bool:  # pragma: no cover - decide() is used instead

@@ -188,6 +188,16 @@ class LabelRequest(_Wire):
     model_version: int = Field(ge=0, description="Number of labels the model had learned when it asked.")
     created_at: datetime = Field(description="When the request was made.")
     expires_at: datetime = Field(description="Labels arriving after this are dead-lettered as expired.")
+    ask_probability: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The probability with which the policy asked this event, given its state (weights the label "
+            "in the accuracy estimates); null when unknown: a deterministic policy, batch mode, or "
+            "requests paused by the stopping criteria."
+        ),
+    )
 
 
 class DecisionRecord(_Wire):
@@ -201,6 +211,15 @@ class DecisionRecord(_Wire):
     strategy: str = Field(description='"<measure>/<policy>" that decided.')
     reason: str = Field(description="The policy's reason: informative, random, below_threshold, over_budget.")
     model_version: int = Field(ge=0, description="Number of labels the model had learned when it decided.")
+    ask_probability: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The probability with which the policy asks an event with this score, given its state; null "
+            "when unknown: a deterministic policy, batch mode, or requests paused by the stopping criteria."
+        ),
+    )
 
 
 def decision_record_for(event_id: str, decision: Decision, *, model_version: int) -> DecisionRecord:
@@ -210,6 +229,9 @@ def decision_record_for(event_id: str, decision: Decision, *, model_version: int
     >>> decision = Decision(True, {True: 0.8, False: 0.2}, 0.72, 0.5, True, "entropy/split", "random")
     >>> decision_record_for("e-1", decision, model_version=3).reason
     'random'
+    >>> from dataclasses import replace
+    >>> decision_record_for("e-1", replace(decision, ask_proba=0.04), model_version=3).ask_probability
+    0.04
     """
     return DecisionRecord.model_construct(  # values come from the learner, not from outside: no re-validation
         event_id=event_id,
@@ -220,6 +242,7 @@ def decision_record_for(event_id: str, decision: Decision, *, model_version: int
         strategy=decision.strategy,
         reason=decision.reason,
         model_version=model_version,
+        ask_probability=decision.ask_proba,
     )
 
 
@@ -276,6 +299,7 @@ def label_request_for(
         model_version=model_version,
         created_at=_ms_to_datetime(now_ms),
         expires_at=_ms_to_datetime(now_ms + ttl_ms),
+        ask_probability=decision.ask_proba,
     )
 
 

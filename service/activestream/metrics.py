@@ -7,11 +7,20 @@ revoke) and ``asked_labels_total`` one per class for the first :data:`MAX_LABEL_
 then ``other``; the ``annotator_*`` series name the :data:`MAX_ANNOTATOR_SERIES` annotators with the most
 judged votes, everyone else is ``other``.
 
-``activestream_prequential_accuracy`` is measured on the unbiased sample only: labels whose request was
-decided by the random part of a policy (decision reason ``"random"``, e.g. Split's random part), compared
-with the prediction made when the label was asked. Labels asked because they were informative are biased
-towards hard cases and would understate accuracy. The gauge is NaN until one such label arrives (always,
-with policies that have no random part).
+``activestream_prequential_accuracy`` is measured without selection bias only, each label compared with
+the prediction made when it was asked (since the start; checkpoints keep the counts). Labels asked
+because they were informative are biased towards hard cases and would understate accuracy, so the gauge
+follows the rule of every unbiased estimate (:func:`activestream.drift.estimates.unbiased_source`):
+
+1. the **random sample** — labels whose request was decided by the random part of a policy (decision
+   reason ``"random"``: Split's random part, the drift boost's extra asks) — once it holds
+   :data:`~activestream.drift.estimates.DEFAULT_MIN_SAMPLES` labels;
+2. else **inverse-probability weighting** of every label whose ask probability is known
+   (``Decision.ask_proba``, from a randomized policy): each counts ``1/p``, and the weighted mean is
+   self-normalised (Hájek) — once it holds as many;
+3. else the first of the two with any label (a thin estimate at the start);
+4. else NaN. A deterministic policy without a random share (``ask_proba`` ``None``) never feeds either:
+   its asks are no sample of the stream, and **no unbiased estimate exists** — the gauge stays NaN.
 
 >>> metrics = Metrics(clock=lambda: 100.0)
 >>> metrics.event("asked")
@@ -21,6 +30,14 @@ with policies that have no random part).
 nan
 >>> b"activestream_events_total" in metrics.render()
 True
+
+Without a random share, the weighted labels give the estimate: a right answer asked with probability
+0.1 stands for ten events, a wrong one asked with probability 1 for one.
+
+>>> metrics.judged_weighted(True, ask_proba=0.1)
+>>> metrics.judged_weighted(False, ask_proba=1.0)
+>>> round(metrics.value(Metric.PREQUENTIAL_ACCURACY), 3), metrics.accuracy_source
+(0.909, 'ipw')
 """
 
 from __future__ import annotations
@@ -35,6 +52,7 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from activestream.drift.estimates import DEFAULT_MIN_SAMPLES, UnbiasedSource, unbiased_source
 from activestream.stopping import CRITERIA
 from activestream.transport.base import TopicPartition
 
@@ -141,7 +159,10 @@ _SPECS: Final[Mapping[Metric, _Spec]] = {
     ),
     Metric.CONSUMER_LAG: _Spec(Gauge, "Messages behind, per assigned partition.", ("topic", "partition")),
     Metric.PREQUENTIAL_ACCURACY: _Spec(
-        Gauge, 'Accuracy of predictions on the unbiased sample (labels asked with reason "random").'
+        Gauge,
+        'Accuracy of predictions on the unbiased sample (labels asked with reason "random"), else on all '
+        "labels weighted by 1/ask probability (randomized policies); NaN with a deterministic policy "
+        "without a random share: no unbiased estimate exists.",
     ),
     Metric.ASKED_LABELS: _Spec(Counter, "Learned labels by class (class balance).", ("label",)),
     Metric.CHECKPOINT_AGE: _Spec(Gauge, "Seconds since the last checkpoint was saved."),
@@ -169,7 +190,8 @@ _SPECS: Final[Mapping[Metric, _Spec]] = {
     Metric.LABEL_DISAGREEMENTS: _Spec(Counter, "Requests whose annotators did not all give the same label."),
     Metric.ARM_ACCURACY: _Spec(
         Gauge,
-        "Recent accuracy estimate of each adaptation arm (on the unbiased sample when there is one).",
+        "Recent accuracy estimate of each adaptation arm (on the unbiased sample, else weighted by 1/ask "
+        "probability, else on all labels).",
         ("arm",),
     ),
     Metric.DRIFTS: _Spec(Counter, "Drifts an arm reacted to, by arm and detector.", ("arm", "detector")),
@@ -200,6 +222,9 @@ class Metrics:
         self._last_checkpoint_s: float | None = None
         self._correct = 0
         self._judged = 0
+        self._ipw_correct = 0.0
+        self._ipw_weight = 0.0
+        self._ipw_judged = 0
         self._label_classes: set[str] = set()
         self._lag_partitions: set[TopicPartition] = set()
         self._annotator_series: set[str] = set()
@@ -305,16 +330,61 @@ class Metrics:
 
     def judged(self, correct: bool) -> None:
         """One prediction of the unbiased (random) sample was checked against its label."""
-        self.restore_accuracy(self._correct + int(correct), self._judged + 1)
+        self._correct += int(correct)
+        self._judged += 1
+        self._set_accuracy()
 
-    def restore_accuracy(self, correct: int, judged: int) -> None:
+    def judged_weighted(self, correct: bool, ask_proba: float) -> None:
+        """One prediction was checked against a label asked with probability ``ask_proba`` (in ``(0, 1]``).
+
+        Every label with a known ask probability counts here, those of the random sample too.
+        """
+        if not 0.0 < ask_proba <= 1.0:
+            raise ValueError(f"ask_proba must be in (0, 1], got {ask_proba!r}")
+        weight = 1.0 / ask_proba
+        self._ipw_correct += weight if correct else 0.0
+        self._ipw_weight += weight
+        self._ipw_judged += 1
+        self._set_accuracy()
+
+    def restore_accuracy(
+        self,
+        correct: int,
+        judged: int,
+        ipw_correct: float = 0.0,
+        ipw_weight: float = 0.0,
+        ipw_judged: int = 0,
+    ) -> None:
+        """Set the counts behind the accuracy gauge (from a checkpoint)."""
         self._correct, self._judged = correct, judged
-        self._gauges[Metric.PREQUENTIAL_ACCURACY].set(correct / judged if judged else math.nan)
+        self._ipw_correct, self._ipw_weight, self._ipw_judged = ipw_correct, ipw_weight, ipw_judged
+        self._set_accuracy()
+
+    @property
+    def accuracy_source(self) -> UnbiasedSource | None:
+        """Where the accuracy gauge comes from: ``"unbiased"``, ``"ipw"`` or ``None`` (NaN)."""
+        counts = {"unbiased": self._judged, "ipw": self._ipw_judged if self._ipw_weight > 0 else 0}
+        return unbiased_source(counts, DEFAULT_MIN_SAMPLES) or unbiased_source(counts, 1)
+
+    def _set_accuracy(self) -> None:
+        source = self.accuracy_source
+        if source == "unbiased":
+            value = self._correct / self._judged
+        elif source == "ipw":
+            value = self._ipw_correct / self._ipw_weight
+        else:
+            value = math.nan
+        self._gauges[Metric.PREQUENTIAL_ACCURACY].set(value)
 
     @property
     def accuracy_counts(self) -> tuple[int, int]:
         """``(correct, judged)`` of the unbiased sample, for checkpoints."""
         return self._correct, self._judged
+
+    @property
+    def weighted_accuracy_counts(self) -> tuple[float, float, int]:
+        """``(weighted correct, total weight, labels)`` of the weighted estimate, for checkpoints."""
+        return self._ipw_correct, self._ipw_weight, self._ipw_judged
 
     # -- durations --------------------------------------------------------------------------------------
     def processing(self, seconds: float, count: int = 1) -> None:

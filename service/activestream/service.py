@@ -63,6 +63,7 @@ from activestream.config import Settings
 from activestream.decide.batch import BatchSelector
 from activestream.decide.budget import WindowedBudget
 from activestream.decide.policies import BELOW_THRESHOLD, RANDOM
+from activestream.drift.estimates import weighting_proba
 from activestream.health import BrokerWatch, Health
 from activestream.join import Expired, JoinResult, JoinStatus, PendingEntry, PendingStore
 from activestream.learner import ActiveLearner, Decision
@@ -106,6 +107,15 @@ _MAX_REASON_CHARS = 300
 
 def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _probability_fits(decision: Decision) -> bool:
+    """Whether a decision's ``ask_proba`` can be the probability of what happened: in ``(0, 1]`` for an
+    ask (its label is weighted by ``1/p``), in ``[0, 1]`` for a discard. Else a policy's bug: the
+    request and the audit record carry no probability rather than a wrong one."""
+    p = decision.ask_proba
+    assert p is not None
+    return weighting_proba(p) is not None if decision.ask else 0.0 <= p <= 1.0
 
 
 class DeadLetterLimitExceeded(RuntimeError):
@@ -588,6 +598,10 @@ class Service:
         """
         if decision.ask and not self.stopping.allows(decision.reason):
             decision = dataclasses.replace(decision, ask=False, reason=PAUSED)
+        if decision.ask_proba is not None and (self.stopping.paused or not _probability_fits(decision)):
+            # Paused, only random requests go out: an event's chance of a request is no longer the
+            # policy's, and is not known, so its label is not weighted (the random sample still counts).
+            decision = dataclasses.replace(decision, ask_proba=None)
         s = self.settings
         audit: tuple[str, bytes, bytes | None] | None = None
         if s.decisions_topic and (decision.ask or self._audit_discard(event.id)):
@@ -695,7 +709,13 @@ class Service:
             event, decision, model_version=self.model_version, now_ms=now_ms, ttl_ms=self._ttl_ms
         )
         evicted = self.pending.add(
-            request.request_id, event.id, event.features, now_ms, decision.reason, decision.y_pred
+            request.request_id,
+            event.id,
+            event.features,
+            now_ms,
+            decision.reason,
+            decision.y_pred,
+            decision.ask_proba,
         )
         self.metrics.pending_expired("evicted", len(self._conclude_expired(evicted, now_ms)))
         records = ((self.settings.requests_topic, to_json(request), event.id.encode()),)
@@ -731,6 +751,7 @@ class Service:
                     entry.asked_at_ms,
                     entry.decision_reason,
                     entry.predicted_label,
+                    entry.ask_proba,
                 )
                 self.metrics.pending_expired("evicted", len(self._conclude_expired(evicted, now_ms)))
                 self.stopping.on_ask()
@@ -776,8 +797,9 @@ class Service:
         return Rejection(_JOIN_REJECTIONS[result.status], f"label for a {result.status.value} request")
 
     def _learn(self, entry: PendingEntry, y: ClassLabel, delay_ms: int) -> Rejection | None:
+        unbiased, ask_proba = entry.decision_reason == RANDOM, weighting_proba(entry.ask_proba)
         try:
-            drifted = self.watch.learn(entry.features, y, unbiased=entry.decision_reason == RANDOM)
+            drifted = self.watch.learn(entry.features, y, unbiased=unbiased, ask_proba=ask_proba)
         except Exception as error:
             log.warning("model rejected a label", extra={"error": repr(error)})
             return Rejection(
@@ -787,9 +809,13 @@ class Service:
             )
         self.model_version += 1
         self.metrics.learned(y, delay_ms / 1000)
-        if entry.decision_reason == RANDOM:
-            self.metrics.judged(entry.predicted_label == y)
-            self.stopping.on_random_label(entry.predicted_label == y)
+        # The accuracy estimates: the random sample, and every label whose ask probability is known.
+        correct = entry.predicted_label == y
+        if unbiased:
+            self.metrics.judged(correct)
+        if ask_proba is not None:
+            self.metrics.judged_weighted(correct, ask_proba)
+        self.stopping.on_label(correct, unbiased=unbiased, ask_proba=ask_proba)
         self.stopping.check_stability(self.model_version, self.learner.classifier.predict_one)
         if drifted:
             self._on_drift()
@@ -943,6 +969,7 @@ class Service:
         if not ((self._dirty or self._uncovered) and self._consistent) or self._deferred:
             return  # nothing new, records not flushed, or a replay not settled yet: the old one is right
         correct, judged = self.metrics.accuracy_counts
+        ipw_correct, ipw_weight, ipw_judged = self.metrics.weighted_accuracy_counts
         paused_by = self.stopping.paused_by
         generation = secrets.randbits(62) + 1  # the ask journal that continues this checkpoint
         state = CheckpointState(
@@ -955,6 +982,9 @@ class Service:
             counters={
                 "prequential_correct": correct,
                 "prequential_judged": judged,
+                "prequential_ipw_correct": ipw_correct,
+                "prequential_ipw_weight": ipw_weight,
+                "prequential_ipw_judged": ipw_judged,
                 "stopping_asked": self.stopping.asked,
                 "stopping_paused_by": CRITERIA.index(paused_by) + 1 if paused_by in CRITERIA else 0,
                 "ask_journal": generation,
@@ -984,8 +1014,13 @@ class Service:
         self.watch = drift_watch_for(self.learner, self.settings, state.drift_signal)
         self._journal_generation = state.counters.get("ask_journal", 0)
         self._positions = dict(state.offsets)
+        counters = state.counters  # (a checkpoint from before a counter existed: 0)
         self.metrics.restore_accuracy(
-            state.counters.get("prequential_correct", 0), state.counters.get("prequential_judged", 0)
+            int(counters.get("prequential_correct", 0)),
+            int(counters.get("prequential_judged", 0)),
+            float(counters.get("prequential_ipw_correct", 0.0)),
+            float(counters.get("prequential_ipw_weight", 0.0)),
+            int(counters.get("prequential_ipw_judged", 0)),
         )
         self.stopping.asked = state.counters.get("stopping_asked", 0)
         paused_by = state.counters.get("stopping_paused_by", 0)

@@ -2,10 +2,17 @@
 
 Three criteria, each a 0/1 signal (:data:`CRITERIA`, a bounded metric label):
 
-- ``plateau`` — the unbiased accuracy estimate has stopped improving. Only labels asked at random
-  (``Decision.reason == "random"``) estimate accuracy without bias; over the last ``2m`` of them, the
-  signal is on when the accuracy of the last ``m`` is not better than that of the ``m`` before by more
-  than ``ε``: ``acc(last m) − acc(previous m) ≤ ε``. (A policy without a random part never feeds it.)
+- ``plateau`` — the unbiased accuracy estimate has stopped improving. Labels chosen for being
+  informative are the hard cases and understate accuracy; two kinds of labels estimate it without
+  bias: those asked at random (``Decision.reason == "random"``, :meth:`StoppingMonitor.on_random_label`)
+  and, with a randomized policy, every label weighted by ``1/p``, its ask probability
+  (``Decision.ask_proba``, :meth:`StoppingMonitor.on_weighted_label`; Hájek's self-normalised mean
+  over a block). Over the last ``2m`` labels of one kind, the signal is on when the accuracy of the last
+  ``m`` is not better than that of the ``m`` before by more than ``ε``: ``acc(last m) − acc(previous m)
+  ≤ ε``. The kind follows the rule of every unbiased estimate
+  (:func:`activestream.drift.estimates.unbiased_source`): the random labels once there are ``m`` of
+  them, else the weighted ones once there are ``m``. A deterministic policy without a random part
+  (``ask_proba`` ``None``) feeds neither: no unbiased estimate exists, and the signal stays off.
 - ``stable_predictions`` — the model's predictions have stabilised (Bloodgood & Vijay-Shanker 2009): a
   held set of recent unlabeled events (at most ``stability_size``, admitted with probability
   ``stability_sample``) is predicted every ``stability_every`` learned labels; the signal is on when
@@ -22,7 +29,9 @@ still go out: they cost ``v·budget`` only, keep the unbiased estimate alive (an
 and let the monitor notice a fall: when ``acc(last m)`` drops more than ``resume_drop`` below the
 accuracy at which it paused, it resumes by itself. ``resume()`` is the hook a drift detector calls. The
 ``max_labels`` cap is not a pause: nothing (not even a random request) is asked beyond it, and
-``resume()`` does not lift it.
+``resume()`` does not lift it. While paused, the requests that go out were not asked with the policy's
+probability (the pause held the others back), so the service does not weight them: a policy without a
+random part asks nothing at all while paused, and only ``resume()`` ends its pause.
 
 Pure: no clock; randomness from ``seed``; the model comes in as a ``predict`` function.
 
@@ -46,6 +55,14 @@ Examples
 >>> monitor.paused, monitor.signals["plateau"]
 (False, False)
 
+Without a random part, the labels weighted by their ask probability (Hájek) give the estimate:
+
+>>> weighted = StoppingMonitor(plateau_window=2, plateau_epsilon=0.0)
+>>> for correct, p in [(False, 0.5), (True, 1.0), (True, 0.5), (True, 0.25)]:
+...     weighted.on_weighted_label(correct, ask_proba=p)
+>>> weighted.estimate_source, round(weighted.recent_accuracy, 2), weighted.signals["plateau"]
+('ipw', 1.0, False)
+
 The label cap:
 
 >>> capped = StoppingMonitor(max_labels=2)
@@ -62,6 +79,7 @@ from collections.abc import Callable, Hashable
 from typing import Final
 
 from activestream.decide.policies import RANDOM
+from activestream.drift.estimates import UnbiasedSource, unbiased_source
 from activestream.types import Features
 
 __all__ = ["CRITERIA", "MAX_LABELS", "PLATEAU", "STABLE_PREDICTIONS", "StoppingMonitor", "cohen_kappa"]
@@ -105,7 +123,8 @@ class StoppingMonitor:
     Parameters
     ----------
     plateau_window
-        ``m``: random labels per block of the plateau comparison.
+        ``m``: labels per block of the plateau comparison (random labels, or weighted ones without
+        enough of those).
     plateau_epsilon
         ``ε``: an improvement of more than this, between two blocks, is still an improvement.
     stability_size
@@ -125,8 +144,8 @@ class StoppingMonitor:
     pause_on_signal
         Pause label requests (all but random ones) at the first plateau or stable-predictions signal.
     resume_drop
-        While paused, resume by itself when the random-label accuracy falls more than this below its
-        value at the pause (``None``: only ``resume()`` resumes).
+        While paused, resume by itself when the unbiased accuracy estimate falls more than this below
+        its value at the pause (``None``: only ``resume()`` resumes).
     seed
         Seeds the admission of events into the held set.
     """
@@ -174,6 +193,8 @@ class StoppingMonitor:
         self.resume_drop = resume_drop
         self._rng = random.Random(seed)
         self._random_outcomes: deque[bool] = deque(maxlen=2 * plateau_window)
+        # (correct, weight 1/ask_proba) of the labels whose ask probability is known.
+        self._weighted_outcomes: deque[tuple[bool, float]] = deque(maxlen=2 * plateau_window)
         self._candidates: deque[Features] = deque(maxlen=stability_size)
         self._held: list[Features] = []
         self._held_predictions: list[Hashable] = []
@@ -195,10 +216,28 @@ class StoppingMonitor:
 
     def on_random_label(self, correct: bool) -> None:
         """A label asked at random arrived; ``correct``: the prediction made when it was asked was right."""
-        self._random_outcomes.append(bool(correct))
+        self.on_label(correct, unbiased=True)
+
+    def on_weighted_label(self, correct: bool, ask_proba: float) -> None:
+        """A label asked with the known probability ``ask_proba`` (in ``(0, 1]``) arrived; ``correct`` as in
+        :meth:`on_random_label`."""
+        self.on_label(correct, ask_proba=ask_proba)
+
+    def on_label(self, correct: bool, *, unbiased: bool = False, ask_proba: float | None = None) -> None:
+        """A label arrived: it feeds the random sample when it was asked at random (``unbiased``), the
+        weighted one when its ask probability is known (both for a random ask with a known probability),
+        and nothing otherwise (a deterministic policy's label is no sample of the stream)."""
+        if ask_proba is not None and not 0.0 < ask_proba <= 1.0:
+            raise ValueError(f"ask_proba must be in (0, 1], got {ask_proba!r}")
+        if unbiased:
+            self._random_outcomes.append(bool(correct))
+        if ask_proba is not None:
+            self._weighted_outcomes.append((bool(correct), 1.0 / ask_proba))
+        if not unbiased and ask_proba is None:
+            return
         if self.paused_by is not None and self.resume_drop is not None:
             recent = self.recent_accuracy
-            if self._accuracy_at_pause is None:  # paused before m random labels: the first estimate
+            if self._accuracy_at_pause is None:  # paused before m unbiased labels: the first estimate
                 self._accuracy_at_pause = recent
             elif recent is not None and recent < self._accuracy_at_pause - self.resume_drop:
                 self.resume()
@@ -236,14 +275,22 @@ class StoppingMonitor:
         self.paused_by = None
         self._accuracy_at_pause = None
         self._random_outcomes.clear()
+        self._weighted_outcomes.clear()
         self._kappas.clear()
 
     # -- outputs ----------------------------------------------------------------------------------------
     @property
+    def estimate_source(self) -> UnbiasedSource | None:
+        """Which labels the estimates come from: ``"unbiased"`` (random), ``"ipw"`` (weighted) or ``None``
+        (fewer than ``m`` of either since the start or the last resume)."""
+        counts = {"unbiased": len(self._random_outcomes), "ipw": len(self._weighted_outcomes)}
+        return unbiased_source(counts, self.plateau_window)
+
+    @property
     def recent_accuracy(self) -> float | None:
-        """Accuracy of the last ``m`` random labels (``None`` before ``m``)."""
-        outcomes = list(self._random_outcomes)[-self.plateau_window :]
-        return sum(outcomes) / len(outcomes) if len(outcomes) == self.plateau_window else None
+        """Accuracy of the last ``m`` labels of :attr:`estimate_source` (``None`` before ``m``)."""
+        blocks = self._blocks()
+        return blocks[-1] if blocks else None
 
     @property
     def signals(self) -> dict[str, bool]:
@@ -271,12 +318,27 @@ class StoppingMonitor:
         return self.paused_by is None or reason == RANDOM
 
     # -- internals --------------------------------------------------------------------------------------
+    def _blocks(self) -> list[float]:
+        """The accuracies of the full blocks of ``m`` labels of the estimate source, oldest first (0-2)."""
+        m, source = self.plateau_window, self.estimate_source
+        if source is None:
+            return []
+        if source == "unbiased":
+            weighted = [(correct, 1.0) for correct in self._random_outcomes]
+        else:
+            weighted = list(self._weighted_outcomes)
+        weighted = weighted[len(weighted) % m :]  # whole blocks, the most recent ones
+        blocks = []
+        for start in range(0, len(weighted), m):
+            block = weighted[start : start + m]
+            blocks.append(sum(w for correct, w in block if correct) / sum(w for _, w in block))
+        return blocks
+
     def _plateau(self) -> bool:
-        m = self.plateau_window
-        if len(self._random_outcomes) < 2 * m:
+        blocks = self._blocks()
+        if len(blocks) < 2:
             return False
-        outcomes = list(self._random_outcomes)
-        previous, recent = sum(outcomes[:m]) / m, sum(outcomes[m:]) / m
+        previous, recent = blocks
         return recent - previous <= self.plateau_epsilon
 
     def _stable(self) -> bool:

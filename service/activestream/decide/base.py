@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 
@@ -13,11 +13,18 @@ class Verdict:
 
     ``reason`` is one of a small fixed set of values (it becomes a metric label), e.g. ``"informative"``,
     ``"random"``, ``"below_threshold"``, ``"over_budget"``, ``"cold_start"``.
+
+    ``ask_proba`` is the probability, given the policy's state before this event, that an event with
+    this score is asked: the policy's randomness is the only random thing about it. It is what inverse
+    probability weighting needs (:mod:`activestream.drift.estimates`), so a randomized policy reports it
+    on every verdict; a deterministic one (asks with probability 0 or 1) reports ``None``: its asks are
+    no sample of the stream, and no weighting makes them one.
     """
 
     ask: bool
     threshold: float
     reason: str
+    ask_proba: float | None = field(default=None, repr=False, compare=False)
 
 
 class Policy(abc.ABC):

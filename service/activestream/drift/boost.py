@@ -12,6 +12,16 @@ and the boost adds a uniform sample of the stream — exactly what a reset model
 and the detectors need after a drift (uncertainty sampling would keep asking where the *old* concept was
 uncertain). Those asks carry ``reason == "random"``, so they count as unbiased labels.
 
+**Ask probability.** During a boost an event is asked when the base policy asks it *or* the independent
+extra draw fires, so with the base policy's probability ``p`` and the extra rate ``q`` the boosted
+policy asks it with probability ``p + (1 − p)·q = 1 − (1 − p)(1 − q)``, and that is the verdict's
+``ask_proba``, whichever of the two asked (or neither). ``p`` is the base verdict's ``ask_proba`` when
+the base policy is randomized; a deterministic base policy (``ask_proba`` ``None``) asks with
+probability 1 or 0 given its state, which its ``ask`` says, so a boosted event is asked with
+probability 1 or ``q``: every boosted verdict carries its probability, even over a deterministic
+policy, and the boost's labels weight without bias for the boosted events. Outside a boost the base
+verdict passes through untouched (``None`` stays ``None``).
+
 The base policy sees every event and its budget estimator counts only its own asks, so it is not pushed
 into saving the boost back afterwards: a boost *costs* about ``(factor − 1) × budget × duration`` extra
 labels per trigger (re-triggering during a boost restarts the countdown, it does not stack).
@@ -37,6 +47,10 @@ nothing where no drift was detected: mixed, so it stays off unless drifts are kn
 >>> asked = [v for v in verdicts if v.ask]
 >>> len(asked), {v.reason for v in asked}, policy.boosting
 (216, {'random'}, False)
+>>> {round(v.ask_proba, 3) for v in verdicts}  # the extra rate: the base policy never asks
+{0.222}
+>>> policy.decide(0.5).ask_proba is None  # the boost is over: the deterministic base's None
+True
 """
 
 from __future__ import annotations
@@ -138,11 +152,18 @@ class BudgetBoost(Policy):
         verdict = self.policy.decide(score)
         if self.remaining > 0:
             self.remaining -= 1
+            # Asked by the base policy or by an independent extra draw (see the module docstring).
+            base = verdict.ask_proba
+            if base is None:
+                base = 1.0 if verdict.ask else 0.0
+            ask_proba = base + (1.0 - base) * self.extra_rate
             # Drawn for every boosted event, whatever the base verdict, so that the events asked at
             # random are a uniform sample of the stream (drawing only among the events the base policy
             # turned down would sample the easy ones).
             if self._rng.random() < self.extra_rate:
-                verdict = Verdict(True, verdict.threshold, RANDOM)
+                verdict = Verdict(True, verdict.threshold, RANDOM, ask_proba)
+            else:
+                verdict = Verdict(verdict.ask, verdict.threshold, verdict.reason, ask_proba)
         self._estimator.record(verdict.ask)
         return verdict
 

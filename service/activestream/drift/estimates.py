@@ -21,6 +21,17 @@ depends on the model and on how the threshold moves. Three estimators, from leas
 over about ``window`` of *their own* samples and bias-corrected at the start (like Adam's moments), so
 they read as the accuracy over the last ``window`` samples of that kind.
 
+**One rule for every unbiased estimate** (:func:`unbiased_source`; the arms' champion here, the metric
+``activestream_prequential_accuracy`` and the stopping criteria's plateau follow it): the random sample
+when it holds enough labels, else inverse-probability weighting when *it* does, else none. The random
+sample comes first when both exist because it is exact and assumes nothing: a plain mean, whatever the
+policy reports, while the Hájek estimate is only consistent, its variance grows with the spread of the
+weights ``1/p``, and it is only as right as the probabilities the policy reports. Policies without a
+random share (Randomized variable uncertainty, selective sampling) get their estimate from IPW; a
+deterministic policy (``ask_proba`` ``None``, no random share) has none: its asks are no sample of the
+stream, and only the biased ``"all"`` remains, which the arms use as a last resort and the metric and
+the stopping criteria never do.
+
 >>> acc = RecentAccuracy(window=10)
 >>> for correct, random_ask in [(True, True), (False, False), (True, True), (False, False)]:
 ...     acc.update(correct, unbiased=random_ask)
@@ -32,13 +43,68 @@ they read as the accuracy over the last ``window`` samples of that kind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Literal
 
-__all__ = ["SOURCES", "RecentAccuracy", "Source", "choose_source"]
+__all__ = [
+    "DEFAULT_MIN_SAMPLES",
+    "SOURCES",
+    "UNBIASED_SOURCES",
+    "RecentAccuracy",
+    "Source",
+    "UnbiasedSource",
+    "choose_source",
+    "unbiased_source",
+    "weighting_proba",
+]
 
 Source = Literal["unbiased", "ipw", "all"]
+UnbiasedSource = Literal["unbiased", "ipw"]
 #: Estimate sources, from least to most biased.
 SOURCES: Final[tuple[Source, ...]] = ("unbiased", "ipw", "all")
+#: The sources without selection bias, in the order :func:`unbiased_source` prefers them.
+UNBIASED_SOURCES: Final[tuple[UnbiasedSource, ...]] = ("unbiased", "ipw")
+#: Labels a source needs before it is preferred to the next one (the arms' ``min_estimate`` default).
+DEFAULT_MIN_SAMPLES: Final = 30
+
+
+def weighting_proba(ask_proba: float | None) -> float | None:
+    """``ask_proba`` when it can weight an asked label (a probability in ``(0, 1]``), else ``None``.
+
+    Where a label's ask probability enters the service's pending store or the prequential evaluation:
+    a value no asked label can have (0, NaN, beyond 1: a policy's bug) drops the label from the
+    weighted estimate instead of failing its learning.
+
+    >>> weighting_proba(0.25), weighting_proba(None), weighting_proba(0.0), weighting_proba(float("nan"))
+    (0.25, None, None, None)
+    """
+    if ask_proba is None or not 0.0 < ask_proba <= 1.0:
+        return None
+    return float(ask_proba)
+
+
+def unbiased_source(counts: Mapping[str, int], min_samples: int) -> UnbiasedSource | None:
+    """The rule every unbiased estimate follows: the random sample (``"unbiased"``) when it counts at
+    least ``min_samples`` labels, else inverse-probability weighting (``"ipw"``) when it does, else
+    ``None`` (no unbiased estimate yet; never with a deterministic policy and no random share).
+
+    ``counts`` are the labels each source holds (e.g. :attr:`RecentAccuracy.counts`). What a user does
+    when neither source has enough is its own: the arms compare on ``"all"`` (:func:`choose_source`);
+    the metric ``activestream_prequential_accuracy`` takes the first source with any label (the same
+    order with ``min_samples=1``), NaN without; the plateau criterion waits (``min_samples`` is its
+    block).
+
+    >>> unbiased_source({"unbiased": 3, "ipw": 40}, min_samples=30)
+    'ipw'
+    >>> unbiased_source({"unbiased": 30, "ipw": 400}, min_samples=30)
+    'unbiased'
+    >>> unbiased_source({"unbiased": 0, "ipw": 0}, min_samples=1) is None
+    True
+    """
+    for source in UNBIASED_SOURCES:
+        if counts.get(source, 0) >= min_samples:
+            return source
+    return None
 
 
 class _Fading:
@@ -127,8 +193,9 @@ class RecentAccuracy:
         return f"RecentAccuracy(window={self.window}, {values})"
 
 
-def choose_source(accuracy: RecentAccuracy, min_samples: int = 30) -> Source:
-    """The least biased source with at least ``min_samples`` samples; ``"all"`` as the last resort.
+def choose_source(accuracy: RecentAccuracy, min_samples: int = DEFAULT_MIN_SAMPLES) -> Source:
+    """The least biased source with at least ``min_samples`` samples (:func:`unbiased_source`); ``"all"``
+    as the last resort.
 
     Every arm of a :class:`~activestream.drift.adaptive.DriftAdaptiveClassifier` sees the same labels,
     so the source chosen from one arm's counts is valid for all of them, and they are compared on it.
@@ -138,8 +205,4 @@ def choose_source(accuracy: RecentAccuracy, min_samples: int = 30) -> Source:
     >>> choose_source(acc, min_samples=1), choose_source(acc, min_samples=2)
     ('ipw', 'all')
     """
-    counts = accuracy.counts
-    for source in SOURCES[:-1]:
-        if counts[source] >= min_samples:
-            return source
-    return "all"
+    return unbiased_source(accuracy.counts, min_samples) or "all"

@@ -3,8 +3,10 @@
 It ties the pieces of :mod:`activestream.drift` to one :class:`~activestream.learner.ActiveLearner`:
 
 - every event's informativeness score feeds the label-free signal (:mod:`.label_free`);
-- every learned label goes to the learner with ``unbiased`` set when it was asked at random, so the
-  arms' accuracy estimates use the unbiased sample (:mod:`.estimates`);
+- every learned label goes to the learner with ``unbiased`` set when it was asked at random and with
+  ``ask_proba``, the probability with which it was asked (``Decision.ask_proba``, ``None`` from a
+  deterministic policy), so the arms' accuracy estimates use the random sample or, without one,
+  inverse-probability weighting (:mod:`.estimates`);
 - a drift the active arm reacted to — and, when configured, a label-free alarm — triggers the budget
   boost when the learner's policy is a :class:`~.boost.BudgetBoost`.
 
@@ -22,7 +24,7 @@ It is pure: the service calls it and turns what it returns into metrics, resumes
 >>> for i, (x, y) in enumerate(stream):
 ...     decision = learner.decide(x)
 ...     _ = watch.observe_score(decision.score)
-...     if watch.learn(x, y, unbiased=decision.reason == "random"):
+...     if watch.learn(x, y, unbiased=decision.reason == "random", ask_proba=decision.ask_proba):
 ...         drifts.append(i)
 >>> len(drifts), drifts[0] > 3000
 (1, True)
@@ -83,13 +85,18 @@ class DriftWatch:
             self.boost.trigger()
         return True
 
-    def learn(self, x: Features, y: ClassLabel, *, unbiased: bool) -> bool:
-        """Learn one label; ``True`` when the active arm reacted to a drift because of it."""
+    def learn(self, x: Features, y: ClassLabel, *, unbiased: bool, ask_proba: float | None = None) -> bool:
+        """Learn one label; ``True`` when the active arm reacted to a drift because of it.
+
+        ``unbiased``: the label was asked at random (``Decision.reason == "random"``); ``ask_proba``: the
+        probability with which it was asked, when the policy knows it (inverse-probability weighting).
+        Both only matter to adaptation arms; a plain model just learns.
+        """
         arms = self.adaptive
         if arms is None:
             self.learner.learn_one(x, y)
             return False
-        self.learner.learn_one(x, y, unbiased=unbiased)
+        self.learner.learn_one(x, y, unbiased=unbiased, ask_proba=ask_proba)
         if not arms.drift_detected:
             return False
         if self.boost is not None:
