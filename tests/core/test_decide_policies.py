@@ -32,9 +32,12 @@ ADAPTIVE = [
     "split",
     "selective_sampling",
     "biqf",
+    "confidence_split",
 ]
 ALL = ["fixed", *ADAPTIVE]
-RANDOMIZED = ["randomized_variable_uncertainty", "split", "selective_sampling"]
+RANDOMIZED = ["randomized_variable_uncertainty", "split", "selective_sampling", "confidence_split"]
+#: Policies with a random part (``reason == "random"``), not gated by the budget estimator.
+WITH_RANDOM_PART = ("split", "confidence_split")
 BUDGETS = [0.01, 0.05, 0.10, 0.20]
 N_EVENTS = 50_000
 
@@ -286,10 +289,10 @@ def test_verdicts_use_known_reasons_and_finite_thresholds(name: str) -> None:
             seen[verdict.reason] += 1
     assert set(seen) <= REASONS
     assert {"informative", "below_threshold", "over_budget"} <= set(seen)
-    assert ("random" in seen) == (name == "split")
+    assert ("random" in seen) == (name in WITH_RANDOM_PART)
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if n != "split"])
+@pytest.mark.parametrize("name", [n for n in ALL if n not in WITH_RANDOM_PART])
 def test_reasons_agree_with_the_threshold(name: str) -> None:
     policy = make_policy(name, 0.2, seed=6)
     for score in score_stream("uniform")[:5000]:
@@ -432,3 +435,44 @@ def test_biqf_debt_is_bounded_by_the_tolerance() -> None:
     policy = BalancedIncrementalQuantileFilter(0.5, w_tol=3, budget_window=10)
     verdicts(policy, [0.3] * 1000)
     assert -3 <= policy.owed <= 3
+
+
+# ------------------------------------------------------------------------------- ask probabilities
+
+DETERMINISTIC = [name for name in ALL if name not in RANDOMIZED]
+
+
+@pytest.mark.parametrize("kind", ["uniform", "skewed", "shift", "untrained"])
+@pytest.mark.parametrize("budget", [0.01, 0.1])
+@pytest.mark.parametrize("name", RANDOMIZED)
+def test_ask_probabilities_are_calibrated(name: str, budget: float, kind: str) -> None:
+    # Each ask is a Bernoulli(p) draw given the state, so asks − Σp is a martingale: it stays within
+    # a few standard deviations sqrt(Σ p(1−p)) of 0 whatever the scores do.
+    policy = make_policy(name, budget, seed=11)
+    asks = expected = variance = 0.0
+    for score in score_stream(kind, n=20_000):
+        verdict = policy.decide(score)
+        assert verdict.ask_proba is not None
+        assert 0.0 <= verdict.ask_proba <= 1.0
+        assert verdict.ask_proba > 0.0 or not verdict.ask  # an ask never has probability 0
+        asks += verdict.ask
+        expected += verdict.ask_proba
+        variance += verdict.ask_proba * (1.0 - verdict.ask_proba)
+    assert abs(asks - expected) <= 5.0 * math.sqrt(variance) + 1.0
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_deterministic_policies_report_no_ask_probability(name: str) -> None:
+    policy = make_policy(name, 0.1, seed=1)
+    assert all(v.ask_proba is None for v in verdicts(policy, score_stream("uniform")[:2000]))
+
+
+@pytest.mark.parametrize(("name", "params"), [("split", {"v": 0.0}), ("confidence_split", {"v": 0.0})])
+def test_a_random_share_of_zero_makes_a_policy_deterministic(name: str, params: dict[str, float]) -> None:
+    policy = make_policy(name, 0.1, seed=1, **params)
+    assert all(v.ask_proba is None for v in verdicts(policy, score_stream("uniform")[:2000]))
+
+
+def test_random_sampling_asks_everyone_with_the_budget_probability() -> None:
+    policy = Split(0.05, v=1.0, seed=3)
+    assert {v.ask_proba for v in verdicts(policy, score_stream("uniform")[:2000])} == {0.05}

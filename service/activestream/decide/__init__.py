@@ -2,6 +2,7 @@
 
 from activestream.decide.base import Policy, Verdict
 from activestream.decide.budget import WindowedBudget
+from activestream.decide.confidence_split import ConfidenceSplit
 from activestream.decide.policies import (
     REASONS,
     BalancedIncrementalQuantileFilter,
@@ -17,6 +18,7 @@ __all__ = [
     "POLICIES",
     "REASONS",
     "BalancedIncrementalQuantileFilter",
+    "ConfidenceSplit",
     "FixedThreshold",
     "Policy",
     "RandomizedVariableUncertainty",

@@ -15,6 +15,13 @@ informativeness in ``[0, 1]`` (higher = more informative, ``1.0`` for an untrain
   has no room.
 
 The one exception to the budget check is the random part of :class:`Split` (see there for why).
+
+``Verdict.ask_proba`` is the probability, from the policy's state before the event, that an event with
+this score is asked: Split (``v·budget`` plus ``1 − v`` when the uncertainty part would ask),
+randomized variable uncertainty (``Φ((score/θ − 1)/δ)`` with room, 0 without) and selective sampling
+(``b/(b + 1 − score)`` with room, 0 without) report it, so the accuracy estimates can weight each
+label by ``1/p`` (:mod:`activestream.drift.estimates`). The deterministic policies (fixed, variable
+uncertainty, BIQF; Split with ``v = 0``, randomized VU with ``δ = 0``) report ``None``.
 """
 
 from __future__ import annotations
@@ -75,6 +82,11 @@ def _check_positive(value: float, what: str, *, zero_ok: bool = False) -> float:
     return float(value)
 
 
+def _normal_cdf(z: float) -> float:
+    """The standard normal distribution function."""
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
 def _check_score(score: float) -> None:
     # Fail loudly: a NaN would silently never be asked and would corrupt sorted score windows.
     if not 0.0 <= score <= 1.0:
@@ -96,14 +108,19 @@ class _BudgetedPolicy(Policy):
         """Windowed estimate of the fraction of recent events that were asked."""
         return self.estimator.spending
 
-    def _gate(self, informative: bool, threshold: float) -> Verdict:
-        """Ask if ``informative`` and the budget has room; count the decision at once."""
+    def _gate(self, informative: bool, threshold: float, proba: float | None = None) -> Verdict:
+        """Ask if ``informative`` and the budget has room; count the decision at once.
+
+        ``proba`` is the probability that the event was ``informative`` (randomized policies): the
+        verdict's ``ask_proba`` is that with room and 0 without.
+        """
         room = self.estimator.has_room
         ask = informative and room
         self.estimator.record(ask)
+        ask_proba = None if proba is None else (proba if room else 0.0)
         if ask:
-            return Verdict(True, threshold, INFORMATIVE)
-        return Verdict(False, threshold, OVER_BUDGET if informative else BELOW_THRESHOLD)
+            return Verdict(True, threshold, INFORMATIVE, ask_proba)
+        return Verdict(False, threshold, OVER_BUDGET if informative else BELOW_THRESHOLD, ask_proba)
 
     @property
     def params(self) -> dict[str, float | int]:
@@ -247,24 +264,32 @@ class VariableUncertainty(_BudgetedPolicy):
 
     def decide(self, score: float) -> Verdict:
         _check_score(score)
-        return self._decide_uncertainty(score, self._effective_threshold())
+        return self._decide_uncertainty(score, self._effective_threshold(), self._qualify_proba(score))
 
     def _effective_threshold(self) -> float:
         """The threshold this event is compared with (randomised by a subclass)."""
         return self.threshold
 
-    def _decide_uncertainty(self, score: float, threshold: float) -> Verdict:
+    def _qualify_proba(self, score: float) -> float | None:
+        """The probability that ``score`` qualifies (``None``: deterministic, 0 or 1)."""
+        return None
+
+    def _at_floor(self) -> bool:
         # At the floor, θ has decayed through every score the model gives: it is certain everywhere
         # (a pure Hoeffding-tree leaf scores exactly 0). Certain is not right — after a drift it is
         # confidently wrong — so every event then qualifies, and the budget, not the score, paces asks.
-        informative = score >= threshold or self.threshold <= _MIN_THRESHOLD
+        return self.threshold <= _MIN_THRESHOLD
+
+    def _decide_uncertainty(self, score: float, threshold: float, proba: float | None = None) -> Verdict:
+        informative = score >= threshold or self._at_floor()
         if not self.estimator.has_room:
             # No room: discard and leave the threshold alone, as in the paper.
             self.estimator.record(False)
-            return Verdict(False, threshold, OVER_BUDGET if informative else BELOW_THRESHOLD)
+            reason = OVER_BUDGET if informative else BELOW_THRESHOLD
+            return Verdict(False, threshold, reason, None if proba is None else 0.0)
         self.estimator.record(informative)
         self._adapt(informative)
-        return Verdict(informative, threshold, INFORMATIVE if informative else BELOW_THRESHOLD)
+        return Verdict(informative, threshold, INFORMATIVE if informative else BELOW_THRESHOLD, proba)
 
     def _adapt(self, asked: bool) -> None:
         if asked:
@@ -341,6 +366,14 @@ class RandomizedVariableUncertainty(VariableUncertainty):
     def _effective_threshold(self) -> float:
         # Drawn for every event, whatever the budget state, so the generator advances one draw per event.
         return self.threshold * self._rng.gauss(1.0, self.delta)
+
+    def _qualify_proba(self, score: float) -> float | None:
+        # score ≥ θ·η with η ~ N(1, δ): P = Φ((score/θ − 1)/δ); θ > 0 always.
+        if self.delta == 0.0:
+            return None
+        if self._at_floor():
+            return 1.0
+        return _normal_cdf((score / self.threshold - 1.0) / self.delta)
 
 
 class Split(VariableUncertainty):
@@ -423,13 +456,17 @@ class Split(VariableUncertainty):
 
     def decide(self, score: float) -> Verdict:
         _check_score(score)
+        # The probability of an ask over both parts, from the state before this event.
+        qualifies = (score >= self.threshold or self._at_floor()) and self.estimator.has_room
+        ask_proba = self.v * self.budget + (1.0 - self.v) * qualifies if self.v > 0.0 else None
         self.last_was_random = self._rng.random() < self.v
         if not self.last_was_random:
-            return self._decide_uncertainty(score, self.threshold)
+            verdict = self._decide_uncertainty(score, self.threshold)
+            return Verdict(verdict.ask, verdict.threshold, verdict.reason, ask_proba)
         # Not gated by the estimator (see the class docstring), but counted by it.
         ask = self._rng.random() < self.budget
         self.estimator.record(ask)
-        return Verdict(ask, self.threshold, RANDOM)
+        return Verdict(ask, self.threshold, RANDOM, ask_proba)
 
 
 # Bounds for SelectiveSampling's b: far beyond anything useful, they only keep it finite and positive.
@@ -519,7 +556,7 @@ class SelectiveSampling(_BudgetedPolicy):
         threshold = max(0.0, 1.0 - b * (1.0 - xi) / xi) if xi > 0.0 else 0.0
         factor = 1.0 + self.step if self.estimator.has_room else 1.0 - self.step
         self.b = min(max(b * factor, _MIN_B), _MAX_B)
-        return self._gate(informative, threshold)
+        return self._gate(informative, threshold, b / (b + distance))
 
 
 class BalancedIncrementalQuantileFilter(_BudgetedPolicy):

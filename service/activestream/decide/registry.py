@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from activestream.decide.base import Policy
+from activestream.decide.confidence_split import ConfidenceSplit
 from activestream.decide.policies import (
     BalancedIncrementalQuantileFilter,
     FixedThreshold,
@@ -26,6 +27,7 @@ POLICIES: Final[dict[str, type[Policy]]] = {
         Split,
         SelectiveSampling,
         BalancedIncrementalQuantileFilter,
+        ConfidenceSplit,
     )
 }
 
@@ -52,7 +54,7 @@ def make_policy(name: str, budget: float, *, seed: int | None = None, **params: 
     >>> make_policy("uncertainty", 0.05)
     Traceback (most recent call last):
     ...
-    ValueError: unknown policy 'uncertainty'; valid names: biqf, fixed, ...
+    ValueError: unknown policy 'uncertainty'; valid names: biqf, confidence_split, fixed, ...
 
     """
     try:
