@@ -77,7 +77,7 @@ STREAMS = (
 )
 LEARNERS = ("logreg", "hat", "gnb")
 BUDGETS = (0.01, 0.05, 0.10, 0.20)
-DELAYS = (0, 500)
+DELAYS = (0, 500, 2000)
 #: river EntropySampler discount factors swept (asks with probability normalised entropy ** discount).
 ENTROPY_DISCOUNTS = tuple(2.0 ** (k / 2) for k in range(-4, 25))  # 0.25 .. 4096
 #: A method using more than this many times the budget is marked over budget (†) and cannot be best.
@@ -208,9 +208,26 @@ CEILING = "supervised (100%)"
 MOA_CEILING = "moa.ALRandom"
 
 
+def _service(s: Setting) -> tuple[Any, dict[str, Any]]:
+    """What ``activestream run`` builds by default: the default strategy, its learner inside the drift
+    arms (active and passive, champion by the unbiased estimate), from the service's own settings."""
+    from activestream.assembly import learner_from_settings
+    from activestream.config import Settings
+
+    learner = learner_from_settings(Settings(model=s.model, budget=s.budget, seed=s.seed))
+    return learner, {"strategy": learner.strategy}
+
+
+#: The service's default (drift arms around the default strategy), next to the bare default.
+SERVICE = "activestream service default"
+
+
 def budgeted_methods() -> list[Method]:
     """Every method run once per budget."""
-    methods = [Method("activestream default", "activestream", _default)]
+    methods = [
+        Method("activestream default", "activestream", _default),
+        Method(SERVICE, "activestream", _service),
+    ]
     for spec in OURS:
         m = activestream_config(spec)
         methods.append(Method(f"activestream {spec}", "activestream", m.build))
@@ -411,6 +428,7 @@ def make_tasks(plan: Plan, seed: int, deadline: float | None = None) -> list[Tas
 #: 5 on 2 cores: wall-clock under contention): orders the tasks, longest first, and estimates the run.
 COST_US: dict[str, float] = {
     "activestream default": 150,
+    SERVICE: 450,
     "activestream least_confidence/selective_sampling": 90,
     "activestream entropy/biqf": 85,
     "activestream entropy/variable_uncertainty": 75,
@@ -479,7 +497,7 @@ QUICK = Plan(
     lengths={"sea_abrupt": 1_000, "image_segments": 500},
     learners=LEARNERS,
     budgets=(0.10,),
-    delays=DELAYS,
+    delays=(0, 500),
     restricted={k: (STREAMS, LEARNERS, (0.10,), (0,)) for k in (*MID, *SLOW)},
     cost_us=COST_US,
     entropy_discounts=(0.5, 2.0, 8.0),

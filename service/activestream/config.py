@@ -19,6 +19,8 @@ from typing import Any, Final, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from activestream.learner import DEFAULT_MEASURE, DEFAULT_POLICY
+
 __all__ = [
     "ENV_PREFIX",
     "ConfigError",
@@ -93,8 +95,10 @@ class Settings(BaseSettings):
     )
     # Learning
     model: str = Field("logreg", description="Base classifier (see `activestream.models.MODELS`).")
-    measure: str = Field("margin", description="Informativeness measure (see `activestream.score`).")
-    policy: str = Field("split", description="Threshold policy (see `activestream.decide`).")
+    measure: str = Field(DEFAULT_MEASURE, description="Informativeness measure (see `activestream.score`).")
+    policy: str = Field(
+        DEFAULT_POLICY, description="Threshold policy (see `activestream.decide` and docs/strategies.md)."
+    )
     budget: float = Field(0.1, gt=0.0, le=1.0, description="Target fraction of events to ask labels for.")
     seed: int = Field(0, description="Seed of the measure's and the policy's random generators.")
     # Drift (activestream.drift)

@@ -57,8 +57,9 @@ class ConfidenceSplit(_BudgetedPolicy):
       coarse, so the threshold does not close in on a thin band of near-boundary events: when the model is
       sure everywhere it degrades gracefully towards sampling whatever comes, paced by the budget.
     - **Budget pacing over a long window**: the budget estimator's window holds about ``pacing_asks`` asks
-      (``pacing_asks / budget`` events, at least 1,000), so a lull is paid back later in the stream (as
-      MOA's stream-long ratio does) while credit and debt stay bounded over a months-long run.
+      (``pacing_asks / budget`` events, at least 1,000: 100,000 events at 1%, 10,000 at 10%), so a lull
+      is paid back later in the stream, close to MOA's stream-long ratio, while credit and debt stay
+      bounded over a months-long run.
     - **A random share** ``v`` (the paper's Split): each event goes with probability ``v`` to a uniformly
       random part that asks with probability ``budget``, not gated by the estimator (see
       :class:`~activestream.decide.policies.Split` for why). It keeps the asks from concentrating where the
@@ -118,7 +119,7 @@ class ConfidenceSplit(_BudgetedPolicy):
         *,
         v: float = 0.1,
         step: float = 0.01,
-        pacing_asks: float = 100.0,
+        pacing_asks: float = 1000.0,
         seed: int | None = None,
         budget_window: int | None = None,
     ) -> None:
