@@ -3,16 +3,16 @@
 In process, no broker (end-to-end broker throughput is ``benchmarks/service_throughput.py``). Every figure
 is the median over ``repeats`` runs of the same deterministic data from the same warmed-up learner state.
 
-- **Strategies.** Every measure with the default policy (Split), and every policy with the default measure
-  (margin), on the default scaled logistic regression, Hyperplane with 10 features. For each event:
-  ``decide`` (predict_proba, score, threshold: the per-event cost) and ``learn_one`` (the cost of one
-  labeled event), both timed with ``time.perf_counter_ns``; decision latency p50 and p99 from the
+- **Strategies.** Every measure with the default policy (ConfidenceSplit), and every policy with the
+  default measure (margin), on the default scaled logistic regression, Hyperplane with 10 features. For
+  each event: ``decide`` (predict_proba, score, threshold: the per-event cost) and ``learn_one`` (the
+  cost of one labeled event), both timed with ``time.perf_counter_ns``; decision latency p50 and p99 from the
   per-event timings; RSS now (``/proc/self/statm``) and the process peak so far (``getrusage``).
   "Per event at 10%" is ``decide + 0.1 · learn``: the cost when one event in ten gets its label.
 - **Features** 10 → 1,000 (Hyperplane): margin, density weighting, query by committee and expected model
-  change, each with Split.
-- **Classes** 2 → 50 (RandomRBF, 10 features), margin/split on three learners: the default ``logreg``
-  at 2 classes only (it is binary and refuses a third class), a one-vs-rest logistic regression
+  change, each with the default policy.
+- **Classes** 2 → 50 (RandomRBF, 10 features), the default strategy on three learners: the default
+  ``logreg`` at 2 classes only (it is binary and refuses a third class), a one-vs-rest logistic regression
   (scaler | OvR), and Gaussian naive Bayes.
 - **Committee size** 2 → 20 (query by committee, vote entropy and KL consensus, Gaussian NB members; a
   committee of 1 is rejected by ``Committee``, so the margin strategy is the no-committee reference).
@@ -79,6 +79,7 @@ POLICIES = (
     "split",
     "selective_sampling",
     "biqf",
+    "confidence_split",
 )
 FEATURE_MEASURES = ("margin", "density", "qbc_vote_entropy", "expected_model_change")
 CLASS_MODELS = ("logreg", "logreg_ovr", "gnb")
@@ -852,13 +853,14 @@ def write_report(
             "",
         ]
     sweeps = (
-        ("features", "features", "strategy", "Hyperplane, logreg; each measure with Split."),
+        ("features", "features", "strategy", f"Hyperplane, logreg; each measure with {DEFAULT_POLICY}."),
         (
             "classes",
             "classes",
             "model",
-            "RandomRBF with 10 features, margin/split. `logreg` is river's binary `LogisticRegression`, "
-            "measured at 2 classes only (the service refuses a third class's label for it); "
+            f"RandomRBF with 10 features, {DEFAULT_MEASURE}/{DEFAULT_POLICY}. `logreg` is river's binary "
+            "`LogisticRegression`, measured at 2 classes only (the service refuses a third class's label "
+            "for it); "
             "`logreg_ovr` is `StandardScaler | OneVsRestClassifier(LogisticRegression)`; `gnb` Gaussian "
             "naive Bayes.",
         ),
@@ -867,8 +869,8 @@ def write_report(
             "members",
             "strategy",
             "Hyperplane with 10 features, served model logreg, committee of Gaussian NB by online bagging. "
-            "`Committee` needs at least 2 members; the x = 1 row is margin/split, the no-committee "
-            "reference.",
+            "`Committee` needs at least 2 members; the x = 1 row is "
+            f"{DEFAULT_MEASURE}/{DEFAULT_POLICY}, the no-committee reference.",
         ),
     )
     for name, label, series, note in sweeps:

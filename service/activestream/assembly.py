@@ -6,7 +6,7 @@ the service, the demo and the tests build the same thing from the same options.
 >>> from activestream.config import Settings
 >>> learner = learner_from_settings(Settings(model="gnb", budget=0.05))
 >>> learner.strategy, type(learner.classifier).__name__
-('margin/split', 'DriftAdaptiveClassifier')
+('margin/confidence_split', 'DriftAdaptiveClassifier')
 >>> type(learner_from_settings(Settings(adaptation="none")).classifier).__name__
 'Pipeline'
 """

@@ -17,7 +17,7 @@ strategy, reason) for the audit trail and the label request.
 0.1
 >>> decision = learner.decide({"0": 7.0, "1": 2.0, "2": 5.0})
 >>> decision.strategy
-'margin/split'
+'margin/confidence_split'
 >>> 0.0 <= decision.score <= 1.0
 True
 """

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from activestream.learner import DEFAULT_MEASURE, DEFAULT_POLICY
+
+DEFAULT_STRATEGY = f"{DEFAULT_MEASURE}/{DEFAULT_POLICY}"
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "cost_scale.py"
 
 
@@ -50,13 +53,14 @@ def test_every_section_gives_rows_and_the_report_files(cost_scale, tiny, tmp_pat
         "pending": 2,
     }
     committee = next(s.rows for s in sections if s.name == "committee")
-    assert (committee[0]["strategy"], committee[0]["x"]) == ("margin/split", 1)  # the no-committee reference
+    # The no-committee reference:
+    assert (committee[0]["strategy"], committee[0]["x"]) == (DEFAULT_STRATEGY, 1)
     md = cost_scale.write_report(sections, tmp_path, quick=True, plan=tiny, waited_load=None)
     assert md.name == "cost_scale_quick.md"
     for name in ("cost_scale_quick.csv", "cost_scale_quick.png", "cost_scale_quick_strategies.png"):
         assert (tmp_path / name).stat().st_size > 0
     text = md.read_text()
-    assert "## Headline" in text and "margin/split" in text and "Pending store 10 → 40 entries" in text
+    assert "## Headline" in text and DEFAULT_STRATEGY in text and "Pending store 10 → 40 entries" in text
     with (tmp_path / "cost_scale_quick.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == sum(counts.values())

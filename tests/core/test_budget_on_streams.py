@@ -32,7 +32,14 @@ DELAYS = [0, 500]
 N_EVENTS = 15_000
 #: Allowed gap between the fraction asked and the budget, in absolute terms (0.5 percentage points).
 TOLERANCE = 0.005
-ADAPTIVE = ["variable_uncertainty", "randomized_variable_uncertainty", "split", "selective_sampling", "biqf"]
+ADAPTIVE = [
+    "variable_uncertainty",
+    "randomized_variable_uncertainty",
+    "split",
+    "selective_sampling",
+    "biqf",
+    "confidence_split",
+]
 
 
 @functools.cache
@@ -93,6 +100,31 @@ def test_untrained_tree_gets_labels_from_the_first_events() -> None:
     assert any(decisions[:10]), "a cold start is asked from the first events"
     assert sum(decisions[:100]) >= 5
     assert sum(decisions) / len(decisions) == pytest.approx(0.1, abs=0.02)
+
+
+@functools.cache
+def river_dataset(name: str) -> tuple:
+    from river import datasets
+
+    dataset = {"phishing": datasets.Phishing, "image_segments": datasets.ImageSegments}[name]()
+    return tuple(({k: float(v) for k, v in x.items()}, y) for x, y in dataset)
+
+
+@pytest.mark.parametrize("budget", [0.01, 0.05, 0.10, 0.20])
+@pytest.mark.parametrize(
+    ("stream", "model"), [("phishing", "gnb"), ("image_segments", "hat"), ("phishing", "logreg")]
+)
+def test_default_learner_spends_from_the_first_events(stream: str, model: str, budget: float) -> None:
+    """The cases where the old default (Split, threshold starting at 0.5) asked nothing for 400-1,400
+    events: a confident or saturated cold model. Over the first 10% of the stream the default asks at
+    least 0.8 of the budget, and over the whole stream it stays within ±0.5 points of it."""
+    data = river_dataset(stream)
+    model_name = "logreg_ovr" if model == "logreg" and len({y for _, y in data}) > 2 else model
+    result = prequential(make_learner(model_name, budget=budget, seed=1), data, curve_every=len(data) // 10)
+    first_tenth = result.curve[0]
+    assert first_tenth.n_events == len(data) // 10
+    assert first_tenth.labels_used >= int(0.8 * budget * first_tenth.n_events)
+    assert result.labels_fraction == pytest.approx(budget, abs=TOLERANCE)
 
 
 def test_river_entropy_sampler_never_starts_on_an_untrained_tree() -> None:
