@@ -233,3 +233,17 @@ def test_the_label_delay_is_a_whole_number_of_events(capsys):
     assert "invalid int value" in capsys.readouterr().err
     with pytest.raises(ValueError):
         DemoOptions(label_delay=True)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--label-delay", "-1"], "the annotator's delay must be >= 0, got -1.0"),
+        (["--error-rate", "2"], "the annotator's error rate must be in [0, 1], got 2.0"),
+    ],
+)
+def test_a_bad_annotate_option_is_a_one_line_error(argv, message, capsys):
+    # Checked before any broker is contacted (none runs here).
+    assert cli.main(["annotate", "--dataset", "sea_abrupt", "--events", "10", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"activestream annotate: {message}\n"

@@ -154,8 +154,12 @@ def _annotate(args: argparse.Namespace) -> int:
     from activestream.transport.factory import consumer_from_settings, producer_from_settings
 
     settings = load_settings()
-    truth = {event.id: y for event, y in _labeled_pairs(args)}
-    annotator = SimulatedAnnotator(truth, args.label_delay, args.error_rate, seed=args.seed)
+    try:
+        annotator = SimulatedAnnotator({}, args.label_delay, args.error_rate, seed=args.seed)
+    except ValueError as error:
+        print(f"activestream annotate: {error}", file=sys.stderr)
+        return 2
+    annotator.truth = {event.id: y for event, y in _labeled_pairs(args)}
     consumer = consumer_from_settings(settings, group_id=f"{settings.group_id}-annotator")
     consumer.subscribe([settings.requests_topic])
     producer = producer_from_settings(settings)
