@@ -154,10 +154,7 @@ class ConfidenceSplit(_BudgetedPolicy):
         ask_proba = self.v * self.budget + (1.0 - self.v) * (qualifies and room) if self.v > 0.0 else None
         self.last_was_random = self._rng.random() < self.v
         if self.last_was_random:
-            # Not gated by the estimator (as in Split), but counted by it.
-            ask = self._rng.random() < self.budget
-            self.estimator.record(ask)
-            return Verdict(ask, threshold, RANDOM, ask_proba)
+            return Verdict(self._random_ask(), threshold, RANDOM, ask_proba)
         if not room:
             # No room: discard and leave the threshold alone, as in the paper and MOA.
             self.estimator.record(False)

@@ -122,6 +122,13 @@ class _BudgetedPolicy(Policy):
             return Verdict(True, threshold, INFORMATIVE, ask_proba)
         return Verdict(False, threshold, OVER_BUDGET if informative else BELOW_THRESHOLD, ask_proba)
 
+    def _random_ask(self) -> bool:
+        """The random part of a Split: ask with probability ``budget``, whatever the score and the room
+        (see :class:`Split` for why it is not gated), counted by the estimator all the same."""
+        ask = self._rng.random() < self.budget
+        self.estimator.record(ask)
+        return ask
+
     @property
     def params(self) -> dict[str, float | int]:
         """The policy-specific constructor arguments, so that
@@ -463,10 +470,7 @@ class Split(VariableUncertainty):
         if not self.last_was_random:
             verdict = self._decide_uncertainty(score, self.threshold)
             return Verdict(verdict.ask, verdict.threshold, verdict.reason, ask_proba)
-        # Not gated by the estimator (see the class docstring), but counted by it.
-        ask = self._rng.random() < self.budget
-        self.estimator.record(ask)
-        return Verdict(ask, self.threshold, RANDOM, ask_proba)
+        return Verdict(self._random_ask(), self.threshold, RANDOM, ask_proba)
 
 
 # Bounds for SelectiveSampling's b: far beyond anything useful, they only keep it finite and positive.
