@@ -19,6 +19,7 @@ from activestream.decide.policies import (
     _check_fraction,
     _check_positive,
     _check_score,
+    split_ask_proba,
 )
 
 __all__ = ["ConfidenceSplit"]
@@ -151,7 +152,7 @@ class ConfidenceSplit(_BudgetedPolicy):
         _check_score(score)
         threshold, qualifies, room = self.threshold, self._qualifies(score), self.estimator.has_room
         # The probability of an ask, over both parts, from the state before this event.
-        ask_proba = self.v * self.budget + (1.0 - self.v) * (qualifies and room) if self.v > 0.0 else None
+        ask_proba = split_ask_proba(self.v, self.budget, qualifies and room)
         self.last_was_random = self._rng.random() < self.v
         if self.last_was_random:
             return Verdict(self._random_ask(), threshold, RANDOM, ask_proba)

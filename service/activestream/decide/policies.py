@@ -87,6 +87,16 @@ def _normal_cdf(z: float) -> float:
     return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
 
+def split_ask_proba(v: float, budget: float, uncertainty_part_asks: bool) -> float | None:
+    """A Split's ask probability: ``v·budget``, plus ``1 − v`` when its uncertainty part would ask;
+    ``None`` with no random part (``v = 0``: the policy is deterministic).
+
+    >>> split_ask_proba(0.2, 0.1, True), split_ask_proba(0.2, 0.1, False), split_ask_proba(0.0, 0.1, True)
+    (0.82, 0.02, None)
+    """
+    return v * budget + (1.0 - v) * uncertainty_part_asks if v > 0.0 else None
+
+
 def _check_score(score: float) -> None:
     # Fail loudly: a NaN would silently never be asked and would corrupt sorted score windows.
     if not 0.0 <= score <= 1.0:
@@ -463,14 +473,17 @@ class Split(VariableUncertainty):
 
     def decide(self, score: float) -> Verdict:
         _check_score(score)
-        # The probability of an ask over both parts, from the state before this event.
-        qualifies = (score >= self.threshold or self._at_floor()) and self.estimator.has_room
-        ask_proba = self.v * self.budget + (1.0 - self.v) * qualifies if self.v > 0.0 else None
         self.last_was_random = self._rng.random() < self.v
         if not self.last_was_random:
+            # The uncertainty part asks exactly when the score qualifies and there is room: its verdict
+            # gives the ask probability without judging the score twice.
             verdict = self._decide_uncertainty(score, self.threshold)
+            ask_proba = split_ask_proba(self.v, self.budget, verdict.ask)
             return Verdict(verdict.ask, verdict.threshold, verdict.reason, ask_proba)
-        return Verdict(self._random_ask(), self.threshold, RANDOM, ask_proba)
+        qualifies = (score >= self.threshold or self._at_floor()) and self.estimator.has_room
+        return Verdict(
+            self._random_ask(), self.threshold, RANDOM, split_ask_proba(self.v, self.budget, qualifies)
+        )
 
 
 # Bounds for SelectiveSampling's b: far beyond anything useful, they only keep it finite and positive.
