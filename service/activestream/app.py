@@ -14,11 +14,21 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Final
 
-from activestream.config import Settings, load_settings
+from activestream.config import ConfigError, Settings, env_var, load_settings
 from activestream.http import HttpServer
 from activestream.service import Service
 
-__all__ = ["JsonFormatter", "build_service", "configure_logging", "run"]
+__all__ = [
+    "CLIENT_LOGGERS",
+    "BrokerUnreachable",
+    "JsonFormatter",
+    "build_service",
+    "check_broker",
+    "configure_logging",
+    "effective_configuration",
+    "log_configuration",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +58,122 @@ class JsonFormatter(logging.Formatter):
 
 
 #: kafka-python loggers that print whole requests at DEBUG, SASL authentication (with its password) included.
-_REQUEST_LOGGERS = ("kafka.protocol.parser", "kafka.net.connection", "kafka.conn", "kafka.protocol")
+#: ``kafka.admin.client`` logs its whole configuration (the SASL password included) at DEBUG.
+_REQUEST_LOGGERS = (
+    "kafka.protocol.parser",
+    "kafka.net.connection",
+    "kafka.conn",
+    "kafka.protocol",
+    "kafka.admin.client",
+)
+
+#: The Kafka clients' own loggers (kafka-python; librdkafka's lines, as transport.confluent forwards them).
+CLIENT_LOGGERS: Final = ("kafka", "confluent_kafka", "activestream.transport.confluent.librdkafka")
 
 
 def configure_logging(level: str = "INFO") -> None:
     """Send JSON logs to stderr at ``level`` (replaces the root logger's handlers).
 
-    kafka-python's request loggers stay at INFO or above whatever ``level`` says: at DEBUG they print
-    every request sent, and a SASL PLAIN authenticate request carries the password in clear text.
+    The Kafka clients' internals stay at WARNING unless ``level`` is DEBUG: at INFO they were 65 of the
+    71 lines of a start. kafka-python's request loggers stay at INFO or above whatever ``level`` says: at
+    DEBUG they print every request sent, and a SASL PLAIN authenticate request carries the password in
+    clear text.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    clients = root.level if root.level <= logging.DEBUG else max(logging.WARNING, root.level)
+    for name in CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(clients)
     for name in _REQUEST_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(max(logging.INFO, root.level))
+        logging.getLogger(name).setLevel(max(logging.INFO, clients))
+
+
+#: Settings never logged in clear (``SecretStr`` masks the password already; the user name too).
+_MASKED: Final = frozenset({"sasl_username", "sasl_password"})
+
+
+def effective_configuration(settings: Settings) -> dict[str, Any]:
+    """Every setting's value as the service uses it, secrets masked: what the start-up line logs.
+
+    >>> config = effective_configuration(Settings(sasl_username="alice", sasl_password="hunter2"))
+    >>> config["sasl_username"], config["sasl_password"], config["budget"]
+    ('***', '***', 0.1)
+    """
+    values = settings.model_dump(mode="json")
+    return {k: ("***" if k in _MASKED and v is not None else v) for k, v in values.items()}
+
+
+def log_configuration(settings: Settings) -> None:
+    """One INFO line with the effective configuration: broker, topics, model, budget... (secrets masked)."""
+    log.info(
+        "configuration: %s, topics %s -> %s, labels %s, model %s, %s/%s, budget %s",
+        settings.bootstrap_servers,
+        settings.events_topic,
+        settings.requests_topic,
+        settings.labels_topic,
+        settings.model,
+        settings.measure,
+        settings.policy,
+        settings.budget,
+        extra={"settings": effective_configuration(settings)},
+    )
+
+
+class BrokerUnreachable(ConfigError):
+    """The broker did not answer at start: the message names the address and the variable that sets it."""
+
+
+def check_broker(settings: Settings) -> None:
+    """Pre-flight: one metadata request through the configured transport's admin client, bounded by
+    ``startup_timeout_seconds``; ``BrokerUnreachable`` when it gets no answer.
+
+    Without it, kafka-python retried for ~35 s and librdkafka for longer, printing hundreds of
+    connection errors and no hint of the variable to check.
+    """
+    from activestream.transport.factory import admin_from_settings
+
+    timeout_s = settings.startup_timeout_seconds
+    quiet = _silence_clients() if settings.log_level != "DEBUG" else {}
+    try:
+        admin = admin_from_settings(
+            settings, request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000)
+        )
+        try:
+            reachable = admin.is_reachable(timeout_s)
+        finally:
+            admin.close()
+    except BaseException:
+        _restore_levels(quiet)
+        raise
+    if not reachable:
+        # The clients stay silent: their threads may still be retrying while the command exits
+        # (configure_logging sets their levels again).
+        security = settings.security_protocol != "PLAINTEXT"
+        hint = f" and {env_var('security_protocol')}, {env_var('sasl_mechanism')}..." if security else ""
+        raise BrokerUnreachable(
+            f"no Kafka broker answered at {settings.bootstrap_servers} within {timeout_s:g} s "
+            f"({settings.transport}); check {env_var('bootstrap_servers')}{hint} "
+            "(host:port, comma-separated) and that the broker is up"
+        )
+    _restore_levels(quiet)
+
+
+def _silence_clients() -> dict[str, int]:
+    """Raise the Kafka clients' loggers above CRITICAL (each refused connection is a log line, and the one
+    line that says what to fix would drown in them); returns their levels, for ``_restore_levels``."""
+    names = (*CLIENT_LOGGERS, *_REQUEST_LOGGERS, "activestream.transport")
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    return saved
+
+
+def _restore_levels(levels: dict[str, int]) -> None:
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def build_service(settings: Settings) -> Service:
@@ -102,6 +211,8 @@ def run(settings: Settings | None = None) -> None:
     """Run the service until SIGTERM/SIGINT (``activestream run``); errors propagate to the CLI."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    check_broker(settings)  # first: an unreachable broker is one line, not the configuration and then it
+    log_configuration(settings)
     service = build_service(settings)
     server = HttpServer(
         service.metrics,

@@ -3,10 +3,10 @@
 Validating an ``Event`` with pydantic costs several microseconds, most of it in building the model and
 running the ``features`` validator in Python. An event that is a JSON object with a string ``id``
 (1–512 characters), a non-empty ``features`` object of at most ``max_features`` finite numbers, strings
-or booleans, and no ``timestamp`` nor ``metadata`` (the fields that need parsing of their own) is what
-pydantic would accept as it is; such a record is decoded by pydantic's own JSON parser and its
-``Event`` constructed without validating again. Every other record goes through ``parse_event``, so its
-rejection, reason and detail are exactly the per-message ones.
+of at most ``max_string_chars`` characters or booleans, and no ``timestamp`` nor ``metadata`` (the fields
+that need parsing of their own) is what pydantic would accept as it is; such a record is decoded by
+pydantic's own JSON parser and its ``Event`` constructed without validating again. Every other record
+goes through ``parse_event``, so its rejection, reason and detail are exactly the per-message ones.
 
 >>> events = parse_events([b'{"id": "e-1", "features": {"x": 1.5, "c": "a"}}', b'{"id": ""}', None])
 >>> events[0] == parse_event(b'{"id": "e-1", "features": {"x": 1.5, "c": "a"}}')
@@ -23,7 +23,14 @@ from typing import Any, Final
 
 import pydantic_core
 
-from activestream.messages import DEFAULT_MAX_BYTES, DEFAULT_MAX_FEATURES, Event, Rejection, parse_event
+from activestream.messages import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_FEATURES,
+    DEFAULT_MAX_STRING_CHARS,
+    Event,
+    Rejection,
+    parse_event,
+)
 
 __all__ = ["parse_events"]
 
@@ -32,7 +39,7 @@ _MAX_ID_CHARS: Final = 512
 _FIELDS: Final = frozenset({"id", "features"})
 
 
-def _plain_event(raw: bytes, max_features: int) -> Event | None:
+def _plain_event(raw: bytes, max_features: int, max_string_chars: int) -> Event | None:
     """The event, when the record is a plain one (see the module docstring); else ``None``."""
     try:
         obj = pydantic_core.from_json(raw, allow_inf_nan=False)
@@ -47,7 +54,7 @@ def _plain_event(raw: bytes, max_features: int) -> Event | None:
         return None
     if obj.get("timestamp") is not None or obj.get("metadata") is not None:
         return None
-    if not _usable(features.values()):
+    if not _usable(features.values(), max_string_chars):
         return None
     return _construct(event_id, features, set(_FIELDS & obj.keys()))
 
@@ -70,7 +77,7 @@ _FLOAT: Final = frozenset({float})
 _PLAIN: Final = frozenset({float, int, str, bool})
 
 
-def _usable(values: Any) -> bool:
+def _usable(values: Any, max_string_chars: int) -> bool:
     kinds = set(map(type, values))
     if kinds <= _FLOAT:  # the common event: one C-level pass (JSON's 1e400 decodes to inf)
         return all(map(math.isfinite, values))
@@ -87,7 +94,10 @@ def _usable(values: Any) -> bool:
                     return False
             except OverflowError:
                 return False
-        elif kind is not str and kind is not bool:
+        elif kind is str:
+            if len(value) > max_string_chars:
+                return False
+        elif kind is not bool:
             return False
     return True
 
@@ -96,10 +106,13 @@ def parse_events(
     raws: Sequence[bytes | None],
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_features: int = DEFAULT_MAX_FEATURES,
+    max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
 ) -> list[Event | Rejection]:
     """``parse_event`` of each record, faster for plain events; never raises on bad input."""
     parsed: list[Event | Rejection] = []
     for raw in raws:
-        event = _plain_event(raw, max_features) if raw and len(raw) <= max_bytes else None
-        parsed.append(event if event is not None else parse_event(raw, max_bytes, max_features))
+        event = _plain_event(raw, max_features, max_string_chars) if raw and len(raw) <= max_bytes else None
+        parsed.append(
+            event if event is not None else parse_event(raw, max_bytes, max_features, max_string_chars)
+        )
     return parsed

@@ -288,10 +288,6 @@ def _score_vectorised(measure: Any, probas: Sequence[Any], scores: list[Any]) ->
             scores[i] = score
 
 
-def _argmax(proba: dict[ClassLabel, float]) -> ClassLabel | None:
-    return max(proba, key=proba.__getitem__) if proba else None
-
-
 def decide_batch(
     learner: ActiveLearner,
     rows: Sequence[Features],
@@ -304,6 +300,7 @@ def decide_batch(
     does not reach the policy, as with ``decide``.
     """
     policy, strategy = learner.threshold_policy, learner.strategy
+    trained = learner.trained  # a run holds no label: the model learns between runs
     decisions: list[Decision | Exception] = []
     for scored in score_batch(learner, rows):
         if isinstance(scored, Exception):
@@ -314,10 +311,10 @@ def decide_batch(
         except Exception as error:
             decisions.append(error)
             continue
-        proba = scored.proba
+        y_pred, proba = learner.present(scored.proba)
         decisions.append(
             Decision(
-                _argmax(proba),
+                y_pred,
                 proba,
                 scored.score,
                 verdict.threshold,
@@ -325,6 +322,7 @@ def decide_batch(
                 strategy,
                 verdict.reason,
                 verdict.ask_proba,
+                trained,
             )
         )
         if after_each is not None:
@@ -335,9 +333,12 @@ def decide_batch(
 def scores_only(learner: ActiveLearner, rows: Sequence[Features]) -> list[Decision | Exception]:
     """Batch (annotators') selection mode: each row scored, no ask decision yet (the window decides)."""
     strategy = f"{learner.strategy.partition('/')[0]}/batch"
+    trained = learner.trained
     return [
         s
         if isinstance(s, Exception)
-        else Decision(_argmax(s.proba), s.proba, s.score, float("nan"), False, strategy, BELOW_THRESHOLD)
+        else Decision(
+            *learner.present(s.proba), s.score, float("nan"), False, strategy, BELOW_THRESHOLD, None, trained
+        )
         for s in score_batch(learner, rows)
     ]

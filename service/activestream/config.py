@@ -12,6 +12,9 @@ False
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -30,9 +33,11 @@ __all__ = [
     "env_var",
     "load_settings",
     "settings_table_markdown",
+    "unknown_variables",
 ]
 
 ENV_PREFIX: Final = "ACTIVESTREAM_"
+_TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class ConfigError(ValueError):
@@ -61,6 +66,30 @@ def env_var(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
+#: ``ACTIVESTREAM_*`` variables that are not settings: the Electricity CSV of the demo and the benchmarks,
+#: the deploy scripts' partition count, the browser test's screenshot switch.
+OTHER_VARIABLES: Final = frozenset(
+    {"ACTIVESTREAM_ELEC_CSV", "ACTIVESTREAM_PARTITIONS", "ACTIVESTREAM_UPDATE_SCREENSHOTS"}
+)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per ``ACTIVESTREAM_*`` variable that sets nothing (pydantic-settings ignores them
+    silently: a typo would leave the default in force), with the nearest valid name.
+
+    >>> unknown_variables({"ACTIVESTREAM_BUGDET": "0.05", "ACTIVESTREAM_BUDGET": "0.1", "HOME": "/"})
+    ['ACTIVESTREAM_BUGDET is not a setting and is ignored; did you mean ACTIVESTREAM_BUDGET?']
+    """
+    known = {env_var(name) for name in Settings.model_fields} | OTHER_VARIABLES
+    warnings = []
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known:
+            nearest = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {nearest[0]}?" if nearest else "`activestream settings` lists them"
+            warnings.append(f"{name} is not a setting and is ignored; {hint}")
+    return warnings
+
+
 class Settings(BaseSettings):
     """Every option of the service; each can be set by the environment variable ``ACTIVESTREAM_<NAME>``."""
 
@@ -69,6 +98,16 @@ class Settings(BaseSettings):
     # Kafka
     bootstrap_servers: str = Field("localhost:9092", min_length=1, description="Kafka bootstrap servers.")
     group_id: str = Field("activestream", min_length=1, description="Consumer group id.")
+    group_instance_id: str = Field(
+        "",
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Static group membership (`group.instance.id`, KIP-345): a name unique in the group and "
+        "stable across restarts of this replica, e.g. the pod name (a StatefulSet's, from the downward "
+        "API). A restarted process then takes its partitions back without waiting out the dead member's "
+        "session; a member that stops for good keeps them until `session_timeout_ms` (see "
+        "deploy/README.md). Empty: dynamic membership.",
+    )
     events_topic: str = Field("events", min_length=1, description="Topic the events to score come from.")
     requests_topic: str = Field("label-requests", min_length=1, description="Topic label requests go to.")
     labels_topic: str = Field("labels", min_length=1, description="Topic the annotators' labels come from.")
@@ -86,6 +125,11 @@ class Settings(BaseSettings):
         le=1.0,
         description="Audit trail: every ask is recorded, and this seeded, replay-stable share of the "
         "discards (chosen by a hash of the event id and the seed).",
+    )
+    carried_headers: str = Field(
+        "",
+        description="Comma-separated names of event headers copied to the event's label request and "
+        "decision record (e.g. `traceparent`, to follow a trace to the annotators). Empty: none.",
     )
     create_topics: bool = Field(True, description="Create missing topics at start (1 partition each).")
     transport: Literal["kafka-python", "confluent"] = Field(
@@ -200,6 +244,20 @@ class Settings(BaseSettings):
         1_000_000, ge=1, description="Larger events or labels are dead-lettered unparsed."
     )
     max_features: int = Field(1000, ge=1, description="Events with more features are dead-lettered.")
+    max_string_chars: int = Field(
+        256,
+        ge=1,
+        description="Events with a longer string feature value (in characters) are dead-lettered "
+        "(`schema`): each distinct string is a one-hot feature of the model and travels in checkpoints "
+        "and label requests.",
+    )
+    max_categories: int = Field(
+        1000,
+        ge=0,
+        description="Distinct string values a feature may take; an event bringing one more (or a string "
+        "value for a feature beyond `max_features` string-valued ones) is dead-lettered. Bounds the "
+        "model and the checkpoint to `max_features` × `max_categories` categories (0: unbounded).",
+    )
     # Consumer loop
     poll_timeout_seconds: float = Field(1.0, gt=0.0, description="Longest wait of one poll.")
     max_poll_records: int = Field(500, ge=1, description="Most messages handled per batch.")
@@ -209,7 +267,13 @@ class Settings(BaseSettings):
         "(vectorised for the `logreg` model and the uncertainty measures; the same decisions as `off`). "
         "`off`: one event at a time.",
     )
-    session_timeout_ms: int = Field(10_000, ge=1, description="Consumer group session timeout.")
+    session_timeout_ms: int = Field(
+        6000,
+        ge=1,
+        description="Consumer group session timeout: how long the group waits for a member that died "
+        "before its partitions go to another (or to its restart). 6 s, Apache Kafka's smallest allowed "
+        "by default: a SIGKILLed service is ready again in 6-9 s on the embedded broker, 21 s at 10 s.",
+    )
     fetch_max_wait_ms: int = Field(
         50,
         ge=0,
@@ -219,7 +283,7 @@ class Settings(BaseSettings):
         "benchmarks/results/service_throughput_crc32c.md).",
     )
     heartbeat_interval_ms: int = Field(
-        3000, ge=1, description="Consumer heartbeat interval (below the session timeout)."
+        2000, ge=1, description="Consumer heartbeat interval (a third of the session timeout or less)."
     )
     flush_timeout_seconds: float = Field(
         30.0, gt=0.0, description="Longest wait for the producer to deliver a batch's records."
@@ -249,8 +313,16 @@ class Settings(BaseSettings):
         description="Time between consumer lag updates; the longest without a broker reachability check "
         "(between batches, or from a thread while the loop is held in a client call).",
     )
+    startup_timeout_seconds: float = Field(
+        8.0,
+        gt=0.0,
+        description="Longest wait at start for the broker to answer; beyond it every command stops with "
+        "one line naming `ACTIVESTREAM_BOOTSTRAP_SERVERS` instead of retrying.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", description="Log level of the JSON logs."
+        "INFO",
+        description="Log level of the JSON logs. Kafka clients' own loggers stay at WARNING unless `DEBUG` "
+        "(kafka-python's request loggers never go below INFO: they would print SASL passwords).",
     )
     # Kafka security, passed through to kafka-python
     security_protocol: SecurityProtocol = Field(
@@ -271,6 +343,21 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def carried_header_names(self) -> frozenset[str]:
+        """``carried_headers`` as a set of names."""
+        return frozenset(name.strip() for name in self.carried_headers.split(",") if name.strip())
+
+    @field_validator("events_topic", "requests_topic", "labels_topic", "dead_letter_topic", "decisions_topic")
+    @classmethod
+    def _legal_topic(cls, name: str) -> str:
+        # Kafka's rule for topic names: the broker would refuse any other one, later and less clearly.
+        if name and (len(name) > 249 or name in (".", "..") or not _TOPIC_NAME.fullmatch(name)):
+            raise ValueError(
+                f"{name!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
+            )
+        return name
 
     @field_validator("model")
     @classmethod

@@ -1,4 +1,5 @@
-"""The HTTP side: ``/metrics``, ``/healthz`` (liveness) and ``/readyz`` (readiness), on their own thread.
+"""The HTTP side: ``/metrics``, ``/healthz`` (liveness) and ``/readyz`` (readiness), on their own thread;
+GET or HEAD.
 
 The HTTP thread never touches the consumer (it is not thread-safe) nor the broker: the loop and the
 broker watch record what they observed in a thread-safe :class:`~activestream.health.Health`, and the
@@ -29,6 +30,13 @@ def _handler(metrics: Metrics, health: Health, liveness_timeout_s: float) -> typ
     class Handler(BaseHTTPRequestHandler):
         server_version = "activestream"
 
+        #: HEAD answers as GET would, without the body (uptime checkers and load balancers send it).
+        head_only = False
+
+        def do_HEAD(self) -> None:
+            self.head_only = True
+            self.do_GET()
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
@@ -50,7 +58,8 @@ def _handler(metrics: Metrics, health: Health, liveness_timeout_s: float) -> typ
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if not self.head_only:
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             # Probes hit these endpoints every few seconds: keep them out of the INFO logs.

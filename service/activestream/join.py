@@ -222,8 +222,7 @@ class PendingStore:
 
         A ``learned`` result removes the entry: a second label for it is a ``duplicate``.
         """
-        if request_id is None or (request_id not in self._pending and request_id not in self._closed):
-            request_id = self._request_of(event_id) if event_id is not None else request_id
+        request_id = self._resolve(request_id, event_id)
         if request_id is None:
             return JoinResult(JoinStatus.UNKNOWN)
         entry = self._pending.get(request_id)
@@ -234,6 +233,29 @@ class PendingStore:
             return JoinResult(JoinStatus.EXPIRED, entry)
         self._close(entry, JoinStatus.DUPLICATE)
         return JoinResult(JoinStatus.LEARNED, entry, now_ms - entry.asked_at_ms)
+
+    def peek(
+        self, now_ms: int, *, request_id: str | None = None, event_id: str | None = None
+    ) -> PendingEntry | None:
+        """The entry ``join`` would learn, left pending; ``None`` when ``join`` would not learn one.
+
+        A label is learned first and joined after, so that one the model refuses leaves its request
+        open for a correct one.
+
+        >>> store = PendingStore(max_size=2, ttl_ms=1000)
+        >>> _ = store.add("r1", "e1", {"x": 1}, asked_at_ms=0, decision_reason="random")
+        >>> store.peek(10, event_id="e1").request_id, store.peek(1000, event_id="e1"), len(store)
+        ('r1', None, 1)
+        """
+        request_id = self._resolve(request_id, event_id)
+        entry = self._pending.get(request_id) if request_id is not None else None
+        return entry if entry is not None and now_ms < entry.expires_at_ms else None
+
+    def _resolve(self, request_id: str | None, event_id: str | None) -> str | None:
+        """The request a label names: its ``request_id`` when known, else its event's request."""
+        if request_id is None or (request_id not in self._pending and request_id not in self._closed):
+            return self._request_of(event_id) if event_id is not None else request_id
+        return request_id
 
     def expire(self, now_ms: int) -> list[Expired]:
         """Remove and return the entries whose TTL has passed at ``now_ms``, oldest first."""

@@ -61,10 +61,19 @@ class Decision:
     #: The probability with which this event was asked (``Verdict.ask_proba``); ``None`` when the
     #: policy is deterministic. Labels carry it to the accuracy estimates (inverse probability weighting).
     ask_proba: float | None = None
+    #: False while the model has learned no label: its ``y_pred`` is then a tie-break, not a prediction
+    #: (a label request says ``null``; evaluation and the audit trail keep the model's argmax, as every
+    #: baseline's).
+    trained: bool = True
 
 
 def _argmax(proba: Proba) -> ClassLabel | None:
     return max(proba, key=proba.__getitem__) if proba else None
+
+
+#: ``ActiveLearner._binary_labels`` of a learner pickled before it existed (an older checkpoint): its
+#: predictions stay as the model gives them.
+_UNKNOWN: Any = object()
 
 
 class ActiveLearner(ActiveLearningClassifier):
@@ -98,6 +107,9 @@ class ActiveLearner(ActiveLearningClassifier):
         self.budget = budget
         self._measure = make_measure(measure, seed=seed) if isinstance(measure, str) else measure
         self._policy = make_policy(policy, budget, seed=seed) if isinstance(policy, str) else policy
+        # A binary model: the type of the labels it learned (int for 0/1, bool for true/false), None
+        # before the first. river's binary models answer True/False whatever they were taught.
+        self._binary_labels: type | None = None
 
     @property
     def informativeness(self) -> Measure:
@@ -124,8 +136,9 @@ class ActiveLearner(ActiveLearningClassifier):
         proba = dict(self.classifier.predict_proba_one(x))
         score = self._measure.score(x, proba, self.classifier)
         verdict = self._policy.decide(score)
+        y_pred, proba = self.present(proba)
         return Decision(
-            y_pred=_argmax(proba),
+            y_pred=y_pred,
             proba=proba,
             score=score,
             threshold=verdict.threshold,
@@ -133,7 +146,35 @@ class ActiveLearner(ActiveLearningClassifier):
             strategy=self.strategy,
             reason=verdict.reason,
             ask_proba=verdict.ask_proba,
+            trained=self.trained,
         )
+
+    @property
+    def trained(self) -> bool:
+        """False while a binary model has learned no label (its 0.5/0.5 answer is no prediction).
+
+        Other models predict nothing (``{}``) until they learn; a learner from an older checkpoint counts
+        as trained.
+        """
+        return getattr(self, "_binary_labels", _UNKNOWN) is not None
+
+    def present(self, proba: Proba) -> tuple[ClassLabel | None, dict[ClassLabel, float]]:
+        """The prediction and the probabilities as the annotators label: a binary model taught 0/1 answers
+        0/1, not river's True/False (which equal them: evaluation is unchanged).
+
+        Called after scoring, on the per-event and the batch paths alike (the measure sees the model's own
+        probabilities, so its scores do not depend on the label type).
+
+        >>> learner = make_learner("logreg", seed=1)
+        >>> learner.present({False: 0.4, True: 0.6}), learner.trained
+        ((True, {False: 0.4, True: 0.6}), False)
+        >>> learner.learn_one({"a": 1.0}, 1)
+        >>> learner.present({False: 0.3, True: 0.7}), learner.trained
+        ((1, {0: 0.3, 1: 0.7}), True)
+        """
+        if getattr(self, "_binary_labels", None) is int and self._binary_only:
+            proba = {int(label): p for label, p in proba.items()}
+        return _argmax(proba), proba
 
     def _ask_for_label(self, x: Any, y_pred: Any) -> bool:  # pragma: no cover - decide() is used instead
         return self._policy.decide(self._measure.score(x, y_pred, self.classifier)).ask
@@ -164,6 +205,7 @@ class ActiveLearner(ActiveLearningClassifier):
         """
         if self._binary_only:
             check_binary_label(y)
+            self._binary_labels = bool if isinstance(y, bool) else int
         self.classifier.learn_one(x, y, **kwargs)
         self._measure.learn_one(x, y)
 

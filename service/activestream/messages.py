@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_FEATURES",
+    "DEFAULT_MAX_STRING_CHARS",
     "DETAIL_HEADER",
     "REASON_HEADER",
     "REQUEST_ID_NAMESPACE",
@@ -70,6 +71,7 @@ __all__ = [
     "decision_record_for",
     "export_json_schemas",
     "fit_dead_letter",
+    "json_schemas",
     "label_request_for",
     "parse_event",
     "parse_label",
@@ -79,6 +81,8 @@ __all__ = [
 
 DEFAULT_MAX_BYTES: Final = 1_000_000
 DEFAULT_MAX_FEATURES: Final = 1000
+#: Longest string feature value, in characters: each distinct string is a one-hot feature of the model.
+DEFAULT_MAX_STRING_CHARS: Final = 256
 #: Longest dead-letter detail header, in characters.
 MAX_DETAIL_CHARS: Final = 256
 #: Fixed namespace of the label-request ids: never change it, or replays would ask again under new ids.
@@ -124,13 +128,23 @@ def request_id_for(event_id: str) -> str:
     return str(uuid.uuid5(REQUEST_ID_NAMESPACE, event_id))
 
 
-def _check_finite_features(features: dict[str, FeatureValue], limit: int) -> dict[str, FeatureValue]:
+def _check_finite_features(
+    features: dict[str, FeatureValue], limit: int, max_string_chars: int = DEFAULT_MAX_STRING_CHARS
+) -> dict[str, FeatureValue]:
     if not features:
         raise ValueError("features must not be empty")
     if len(features) > limit:
         raise ValueError(f"too many features: {len(features)} > {limit}")
     for name, value in features.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, str):
+            if len(value) > max_string_chars:
+                raise pydantic_core.PydanticCustomError(
+                    "feature_string_too_long",
+                    "feature {name}: a string of {length} characters > limit {limit} "
+                    "(ACTIVESTREAM_MAX_STRING_CHARS)",
+                    {"name": repr(name[:64]), "length": len(value), "limit": max_string_chars},
+                )
+        elif isinstance(value, int | float) and not isinstance(value, bool):
             try:
                 finite = math.isfinite(value)
             except OverflowError:  # an integer too large for a float
@@ -151,8 +165,8 @@ class Event(_Wire):
     """One event to score, from the events topic.
 
     ``features`` maps names to numbers, strings or booleans; it must be non-empty, hold at most
-    ``max_features`` entries (the ``max_features`` validation context, 1000 by default) and only finite
-    numbers.
+    ``max_features`` entries (the ``max_features`` validation context, 1000 by default), only finite
+    numbers and strings of at most ``max_string_chars`` characters (validation context, 256 by default).
     """
 
     id: EventId = Field(description="Unique event id; the label request id is derived from it.")
@@ -167,8 +181,12 @@ class Event(_Wire):
     @field_validator("features")
     @classmethod
     def _features_are_usable(cls, features: dict[str, FeatureValue], info: ValidationInfo) -> Any:
-        limit = (info.context or {}).get("max_features", DEFAULT_MAX_FEATURES)
-        return _check_finite_features(features, limit)
+        context = info.context or {}
+        return _check_finite_features(
+            features,
+            context.get("max_features", DEFAULT_MAX_FEATURES),
+            context.get("max_string_chars", DEFAULT_MAX_STRING_CHARS),
+        )
 
 
 class LabelRequest(_Wire):
@@ -290,7 +308,8 @@ def label_request_for(
         request_id=request_id_for(event.id),
         event_id=event.id,
         features=event.features,
-        predicted_label=_as_wire_label(decision.y_pred),
+        # An untrained model's argmax is a tie-break: annotators see no guess (null), as the schema says.
+        predicted_label=_as_wire_label(decision.y_pred) if decision.trained else None,
         probabilities={str(label): float(p) for label, p in decision.proba.items()},
         score=decision.score,
         strategy=decision.strategy,
@@ -361,12 +380,17 @@ def _parse(
 
 
 def parse_event(
-    raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES, max_features: int = DEFAULT_MAX_FEATURES
+    raw: bytes | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_features: int = DEFAULT_MAX_FEATURES,
+    max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
 ) -> Event | Rejection:
     """Parse an events-topic record; never raises on bad input.
 
     >>> parse_event(b'{"id": "e-1", "features": {}}').detail
     'features: Value error, features must not be empty'
+    >>> parse_event(b'{"id": "e-1", "features": {"city": "Paris"}}', max_string_chars=4).detail
+    "features: feature 'city': a string of 5 characters > limit 4 (ACTIVESTREAM_MAX_STRING_CHARS)"
     >>> parse_event(b"x" * 11, max_bytes=10).reason
     <RejectReason.OVERSIZE: 'oversize'>
     >>> parse_event(b"\\xff").reason
@@ -374,7 +398,8 @@ def parse_event(
     >>> parse_event(None).reason
     <RejectReason.EMPTY: 'empty'>
     """
-    return _parse(Event, raw, max_bytes, {"max_features": max_features}, None)
+    context = {"max_features": max_features, "max_string_chars": max_string_chars}
+    return _parse(Event, raw, max_bytes, context, None)
 
 
 def parse_label(raw: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES) -> Label | Rejection:
@@ -448,15 +473,24 @@ SCHEMA_FILES: Final[dict[str, type[BaseModel]]] = {
 }
 
 
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of each wire message, by file name (``activestream schemas`` prints them)."""
+    # Requests are produced by the service (serialization view); events and labels are consumed.
+    return {
+        name: model.model_json_schema(
+            mode="serialization" if model in (LabelRequest, DecisionRecord) else "validation"
+        )
+        for name, model in SCHEMA_FILES.items()
+    }
+
+
 def export_json_schemas(directory: str | Path) -> list[Path]:
     """Write the JSON Schema of each wire message into ``directory``; return the files written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, model in SCHEMA_FILES.items():
-        # Requests are produced by the service (serialization view); events and labels are consumed.
-        mode = "serialization" if model in (LabelRequest, DecisionRecord) else "validation"
+    for name, schema in json_schemas().items():
         path = directory / name
-        path.write_text(json.dumps(model.model_json_schema(mode=mode), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
         written.append(path)
     return written

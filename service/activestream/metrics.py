@@ -50,7 +50,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from activestream.drift.estimates import DEFAULT_MIN_SAMPLES, UnbiasedSource, unbiased_source
 from activestream.stopping import CRITERIA
@@ -218,6 +226,10 @@ class Metrics:
 
     def __init__(self, dead_letter_reasons: Iterable[str] = (), clock: Callable[[], float] = time.time):
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_* (CPU, resident memory, open files, start time: restarts and leaks show) and
+        # python_info, as the global registry has them; ours is private, so they are registered again.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._clock = clock
         self._last_checkpoint_s: float | None = None
         self._correct = 0

@@ -20,9 +20,21 @@ from __future__ import annotations
 
 import math
 import numbers
+import random
 from collections.abc import Callable
 
-from river import base, compose, forest, linear_model, multiclass, naive_bayes, optim, preprocessing, tree
+from river import (
+    base,
+    compose,
+    forest,
+    linear_model,
+    multiclass,
+    naive_bayes,
+    optim,
+    preprocessing,
+    proba,
+    tree,
+)
 from river.naive_bayes.base import BaseNB
 
 from activestream.types import ClassLabel, Features
@@ -100,6 +112,14 @@ class GaussianNB(naive_bayes.GaussianNB):
 
     def predict_proba_one(self, x: Features) -> dict[ClassLabel, float]:
         return naive_bayes_proba(self, x)
+
+    @staticmethod
+    def _make_gaussian() -> proba.Gaussian:
+        # river's, whose sampling generator is seeded from the OS: state that differs from run to run
+        # although no prediction uses it. Seeded, the same stream gives the same model, byte for byte.
+        gaussian = naive_bayes.GaussianNB._make_gaussian()
+        gaussian.seed, gaussian._rng = 0, random.Random(0)
+        return gaussian
 
 
 def _gnb(seed: int | None) -> base.Classifier:

@@ -182,6 +182,7 @@ json_values = st.one_of(
     st.integers(-(2**70), 2**70),
     st.booleans(),
     st.text(max_size=3),
+    st.text(min_size=4, max_size=9),  # around the string limits below
     st.none(),
     st.lists(st.integers(), max_size=2),
 )
@@ -200,6 +201,10 @@ records = st.one_of(
             b'{"id": "a", "features": {"x": 1}} trailing',
             b'{"id": "a", "features": {"x": 1}, "timestamp": "2026-01-01T00:00:00Z"}',
             b'{"id": "a", "features": {"x": 1}, "metadata": {"k": "v"}}',
+            b'{"id": "a", "features": {"x": "12345", "y": "123456"}}',
+            b'{"id": "a", "features": {"x": NaN, "y": "123456"}}',
+            b'{"id": "a", "features": {"y": "123456", "x": NaN}}',
+            b'{"id": "a", "features": {"x": "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"}}',
             b"[1, 2]",
             b"   ",
             b"\xff",
@@ -211,9 +216,11 @@ records = st.one_of(
 
 
 @settings(max_examples=300)
-@given(st.lists(records, max_size=8))
-def test_batch_parsing_is_parse_event(raws):
-    assert parse_events(raws, 200, 3) == [parse_event(raw, 200, 3) for raw in raws]
+@given(st.lists(records, max_size=8), st.integers(0, 7))
+def test_batch_parsing_is_parse_event(raws, max_string_chars):
+    assert parse_events(raws, 200, 3, max_string_chars) == [
+        parse_event(raw, 200, 3, max_string_chars) for raw in raws
+    ]
 
 
 def test_the_fast_event_construction_is_pydantic_model_construct():

@@ -308,7 +308,7 @@ def test_compose_startup_order_and_demo_profile() -> None:
 
 
 def test_cli_has_the_subcommands_compose_runs() -> None:
-    from activestream.cli import _parser
+    from activestream.arguments import build_parser as _parser
     from activestream.datasets import STREAMS
 
     parser = _parser()

@@ -451,8 +451,9 @@ def test_restart_and_crash_resume_from_the_checkpoint_exactly_once(
     # Run 3: restores run 1's checkpoint again and replays everything run 2 did, then goes on.
     third = services(kafka_service(settings, recording_learner()))
     third.wait_ready()
+    # The replayed events get run 2's decisions again and are not counted again: e300 is the one new.
     wait_for(
-        lambda: events_seen(third.service) == 301 - stopped_at and third.service.model_version == len(posted),
+        lambda: events_seen(third.service) == 1 and third.service.model_version == len(posted),
         30,
         "run 3 replayed run 2's events and labels",
     )
@@ -467,13 +468,10 @@ def test_restart_and_crash_resume_from_the_checkpoint_exactly_once(
     assert third.service.model_version == len(posted) and len(third.service.pending) == 0
     assert read_topic(broker, settings.dead_letter_topic, 0, settle_s=0.5) == []  # no duplicate, no unknown
 
-    # The replay asked about the same events as run 2, under the same request ids.
-    def number(request: LabelRequest) -> int:
-        return int(request.event_id.removeprefix("e"))
-
-    run_2 = [r.event_id for r in requests_before_crash if number(r) >= stopped_at]
-    replayed = [r.event_id for r in requests_after[len(requests_before_crash) :] if number(r) < 300]
-    assert run_2 and replayed == run_2
+    # Decided once: run 2's requests were flushed before the crash, so the replay published none again.
+    run_2 = [r for r in requests_before_crash if int(r.event_id.removeprefix("e")) >= stopped_at]
+    ids = [r.request_id for r in requests_after]
+    assert run_2 and len(ids) == len(set(ids))
     final = {events_tp: 301, labels_tp: len(posted)}
     assert committed(broker, settings.group_id) == final
     assert load_checkpoint(settings.checkpoint_path).offsets == final
@@ -601,7 +599,8 @@ def test_sigkill_mid_stream_then_restart_learns_every_label_exactly_once(
     restarted.stop()
     service = restarted.service
     assert service.model_version == len(event_ids)
-    assert value(service, Metric.LABELS, status="learned") == len(second)  # replayed, each learned once
+    # Replayed into the model, each once; counted before the crash, so not again.
+    assert value(service, Metric.LABELS, status="learned") == 0
     assert len(service.pending) == 0
     assert read_topic(broker, settings.dead_letter_topic, 0, settle_s=0.5) == []
     assert committed(broker, settings.group_id) == {events_tp: 200, labels_tp: len(event_ids)}
@@ -865,11 +864,15 @@ def test_signal_drains_checkpoints_commits_and_exits_0(
     requests = read_requests(broker, settings, len(state.pending))
     assert len(requests) == len(state.pending) > 0
     assert all(int(r.event_id.removeprefix("e")) < decided for r in requests)
-    # The interval is an hour: besides the first batch's checkpoint, only the drain writes one.
+    # The interval is an hour: besides the first batch's checkpoint, only the drain writes one — unless
+    # the signal came right after that first batch, when there is nothing new to save (the checkpoint
+    # already covers the committed offsets, as asserted above).
     messages = [entry["message"] for entry in _json_logs(log_path)]
-    stopping = messages.index("stop requested")
-    assert "checkpoint saved" in messages[stopping:]
-    assert messages[stopping:].index("checkpoint saved") < messages[stopping:].index("service stopped")
+    after = messages[messages.index("stop requested") :]
+    if decided > settings.max_poll_records:
+        assert "checkpoint saved" in after
+    if "checkpoint saved" in after:
+        assert after.index("checkpoint saved") < after.index("service stopped")
     stop = next(entry for entry in _json_logs(log_path) if entry["message"] == "stop requested")
     assert stop["signal"] == signum.name
 

@@ -16,7 +16,14 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_tools import ServiceProcess, ensure_topics, service_options, service_topics
+from reliability_tools import (
+    ServiceProcess,
+    committed,
+    ensure_topics,
+    read_all,
+    service_options,
+    service_topics,
+)
 from river import base, naive_bayes
 
 from activestream import messages
@@ -37,6 +44,7 @@ from activestream.messages import (
 )
 from activestream.metrics import Metric
 from activestream.service import Service
+from activestream.transport.base import TopicPartition
 from activestream.transport.memory import MemoryBroker
 
 MAX_BYTES = 4000
@@ -73,6 +81,7 @@ def events(draw) -> tuple[bytes, RejectReason | None]:
                 "non_finite",
                 "huge_int",
                 "too_many_features",
+                "long_string",
                 "no_features",
                 "missing_id",
                 "missing_features",
@@ -105,6 +114,9 @@ def events(draw) -> tuple[bytes, RejectReason | None]:
         return dumps(document), RejectReason.NON_FINITE
     if kind == "too_many_features":
         document["features"] = {f"f{i}": i for i in range(MAX_FEATURES + draw(st.integers(1, 30)))}
+        return dumps(document), RejectReason.SCHEMA
+    if kind == "long_string":  # longer than the default max_string_chars (256), well within MAX_BYTES
+        document["features"] = {"x": 1.0, name: MARK + "x" * draw(st.integers(251, 2000))}
         return dumps(document), RejectReason.SCHEMA
     if kind == "no_features":
         document["features"] = {}
@@ -423,10 +435,25 @@ def test_when_nearly_everything_fails_the_service_stops_with_a_clear_error(
         assert service.wait(60) == 1, service.tail()
     finally:
         service.ensure_stopped()
-    failures = [
-        e for e in service.logs() if e.get("message") == "service loop failed; stopping without a checkpoint"
-    ]
+    failures = [e for e in service.logs() if e.get("message") == "stopping: dead-letter limit exceeded"]
     assert len(failures) == 1 and failures[0]["level"] == "ERROR"
-    assert says in failures[0]["exception"]
-    assert "Nearly everything failing is a bug or a misconfiguration" in failures[0]["exception"]
-    assert "DeadLetterLimitExceeded" in failures[0]["exception"]
+    assert says in failures[0]["reason"]
+    assert "Nearly everything failing is a bug or a misconfiguration" in failures[0]["reason"]
+    assert "Traceback" not in service.tail() and "exception" not in failures[0]
+    # What it dead-lettered is committed and checkpointed: restarted three times, it does not crash-loop
+    # over the same messages; every bad message is dead-lettered once, every valid one decided.
+    for restart in range(3):
+        again = ServiceProcess(options, tmp_path / f"restart-{restart}.log").start()
+        try:
+            again.wait_assigned()
+            time.sleep(1.0)
+            assert again.terminate() == 0, again.tail()
+        finally:
+            again.ensure_stopped()
+    sources = [
+        dict(m.headers)[SOURCE_OFFSET_HEADER] for m in read_all(bootstrap, options["dead_letter_topic"])
+    ]
+    assert len(sources) == len(set(sources)) == sum(not raw.startswith(b'{"id"') for raw in stream)
+    assert committed(bootstrap, options["group_id"]).get(TopicPartition(options["events_topic"], 0)) == len(
+        stream
+    )

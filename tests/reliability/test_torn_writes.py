@@ -1,4 +1,4 @@
-"""Torn writes: a crash in the middle of writing the checkpoint or the ask journal leaves the previous
+"""Torn writes: a crash in the middle of writing the checkpoint or the journal leaves the previous
 state usable; a damaged checkpoint stops the service with a clear error instead of a silent reset.
 
 The process-level test makes the checkpoint large (most events asked, 150 features each, nobody
@@ -23,14 +23,10 @@ from reliability_tools import (
     wait_for,
 )
 
-from activestream.checkpoint import (
-    AskJournal,
-    CheckpointState,
-    JournaledAsk,
-    load_checkpoint,
-    save_checkpoint,
-)
+from activestream.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
+from activestream.engine import Record, Step
 from activestream.join import PendingEntry, PendingStore
+from activestream.journal import Journal
 from activestream.messages import LabelRequest
 from activestream.transport.base import TopicPartition
 
@@ -80,7 +76,7 @@ def test_sigkill_while_the_checkpoint_is_written_leaves_the_previous_one(broker,
 
     # A garbled leftover temp file and a torn journal tail are harmless too.
     temp.write_bytes(os.urandom(4096))
-    with AskJournal.path_for(checkpoint).open("ab") as journal:
+    with Journal.path_for(checkpoint).open("ab") as journal:
         journal.write(b"\x00\x00\x00\x00\x00\x10torn")
 
     # A fresh group: no waiting for the killed member's session to expire (the checkpoint has the offsets).
@@ -132,40 +128,42 @@ def test_a_damaged_checkpoint_stops_the_service_with_a_clear_error(broker, uniqu
     assert checkpoint.exists()  # never replaced by a fresh, empty state
 
 
-# -- the ask journal, in process --------------------------------------------------------------------------
+# -- the journal, in process --------------------------------------------------------------------------
 
 
-def ask(i: int) -> JournaledAsk:
-    entry = PendingEntry(f"r{i}", f"e{i}", {"x": float(i)}, i, i + 60_000, "informative")
-    return JournaledAsk(entry, (("requests", b'{"i": %d}' % i, b"e%d" % i),))
+def asks(*ids: int) -> Step:
+    entries = tuple(
+        PendingEntry(f"r{i}", f"e{i}", {"x": float(i)}, i, i + 60_000, "informative") for i in ids
+    )
+    return Step(asks=entries, records=tuple(Record("requests", b'{"i": %d}' % i, b"e%d" % i) for i in ids))
 
 
 @pytest.mark.parametrize("cut", [1, 5, 20, 40, 47])
 def test_a_torn_journal_frame_is_ignored_and_the_frames_before_it_kept(tmp_path, cut):
-    journal = AskJournal(tmp_path / "state.ckpt.asks")
+    journal = Journal(tmp_path / "state.ckpt.journal")
     assert journal.recover(generation=3) == []
-    journal.append([ask(1), ask(2)])
+    journal.append(asks(1, 2))
     whole = journal.path.stat().st_size
-    journal.append([ask(3)])
+    journal.append(asks(3))
     journal.close()
     data = journal.path.read_bytes()
     journal.path.write_bytes(data[: whole + cut])  # the crash came while the second frame was written
-    recovered = AskJournal(journal.path).recover(generation=3)
-    assert [a.entry.event_id for a in recovered] == ["e1", "e2"]
-    assert AskJournal(journal.path).recover(generation=3) == recovered  # the torn tail is gone for good
+    recovered = Journal(journal.path).recover(generation=3)
+    assert [a.event_id for step in recovered for a in step.asks] == ["e1", "e2"]
+    assert Journal(journal.path).recover(generation=3) == recovered  # the torn tail is gone for good
 
 
 def test_a_journal_of_another_checkpoint_is_ignored(tmp_path):
-    journal = AskJournal(tmp_path / "state.ckpt.asks")
+    journal = Journal(tmp_path / "state.ckpt.journal")
     journal.recover(generation=3)
-    journal.append([ask(1)])
+    journal.append(asks(1))
     journal.close()
     # The checkpoint of generation 4 was saved, then the process died before the journal was reset.
-    assert AskJournal(journal.path).recover(generation=4) == []
-    assert AskJournal(journal.path).recover(generation=3) == []  # and it was reset
+    assert Journal(journal.path).recover(generation=4) == []
+    assert Journal(journal.path).recover(generation=3) == []  # and it was reset
 
 
 def test_garbage_instead_of_a_journal_is_ignored(tmp_path):
-    path = tmp_path / "state.ckpt.asks"
+    path = tmp_path / "state.ckpt.journal"
     path.write_bytes(os.urandom(1000))
-    assert AskJournal(path).recover(generation=0) == []
+    assert Journal(path).recover(generation=0) == []

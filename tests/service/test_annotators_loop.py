@@ -122,7 +122,7 @@ def test_a_request_waits_for_r_labels_and_learns_their_majority_once(tmp_path):
 
 
 def test_annotator_series_are_bounded_to_the_top_by_volume(tmp_path, monkeypatch):
-    import activestream.service as service_module
+    import activestream.engine.engine as service_module
 
     monkeypatch.setattr(service_module, "MAX_ANNOTATOR_SERIES", 2)
     h = Harness(tmp_path, annotators_per_request=2)
@@ -219,7 +219,9 @@ def test_every_ask_is_audited_and_a_seeded_sample_of_discards(tmp_path):
     assert 0.15 < len(discards) / (400 - len(asked)) < 0.35
     # The sample depends on the event id and the seed only: a replay audits the same discards.
     assert discards == [
-        e for e in (f"e{i}" for i in range(400)) if e not in asked and service._audit_discard(e)
+        e
+        for e in (f"e{i}" for i in range(400))
+        if e not in asked and service.engine.decider._audit_discard(e)
     ]
 
 

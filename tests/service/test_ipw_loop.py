@@ -10,17 +10,13 @@ import random
 
 import pytest
 
-from activestream.checkpoint import (
-    AskJournal,
-    CheckpointState,
-    JournaledAsk,
-    load_checkpoint,
-    save_checkpoint,
-)
+from activestream.checkpoint import CheckpointState, load_checkpoint, save_checkpoint
 from activestream.config import Settings
 from activestream.decide.base import Policy, Verdict
 from activestream.drift import DriftAdaptiveClassifier
+from activestream.engine import Record, Step
 from activestream.join import JoinStatus, PendingEntry, PendingStore
+from activestream.journal import Journal
 from activestream.learner import ActiveLearner
 from activestream.messages import DecisionRecord, LabelRequest
 from activestream.metrics import Metric
@@ -80,12 +76,14 @@ def test_the_ask_probability_survives_a_checkpoint_and_the_ask_journal(tmp_path)
     assert restored.pending.find(request_id="r1").ask_proba == 0.125
     assert restored.counters == {"x": 0.5}
 
-    journal = AskJournal(tmp_path / "state.ckpt.asks")
+    journal = Journal(tmp_path / "state.ckpt.journal")
     journal.recover(generation=1)
-    journal.append([JournaledAsk(pending.find(request_id="r1"), (("label-requests", b"{}", b"e1"),))])
+    journal.append(
+        Step(asks=(pending.find(request_id="r1"),), records=(Record("label-requests", b"{}", b"e1"),))
+    )
     journal.close()
-    [ask] = AskJournal(journal.path).recover(generation=1)
-    assert ask.entry.ask_proba == 0.125
+    [step] = Journal(journal.path).recover(generation=1)
+    assert step.asks[0].ask_proba == 0.125
 
 
 @pytest.fixture
@@ -111,9 +109,9 @@ def test_an_older_checkpoint_without_the_ask_probability_restores_with_none(tmp_
     pending = PendingStore(10, 1000)
     pending.add("r1", "e1", {"x": 1.0}, 0, "random", "yes", ask_proba=0.125)
     save_checkpoint(tmp_path / "old.ckpt", a_state(pending))
-    journal = AskJournal(tmp_path / "old.ckpt.asks")
+    journal = Journal(tmp_path / "old.ckpt.journal")
     journal.recover(generation=1)
-    journal.append([JournaledAsk(pending.find(request_id="r1"), ())])
+    journal.append(Step(asks=(pending.find(request_id="r1"),)))
     journal.close()
     before_ask_proba.undo()  # the current code loads them
 
@@ -126,8 +124,8 @@ def test_an_older_checkpoint_without_the_ask_probability_restores_with_none(tmp_
         "yes",
     )
     assert entry.expires_at_ms == 1000
-    [ask] = AskJournal(journal.path).recover(generation=1)
-    assert ask.entry.ask_proba is None and ask.entry.event_id == "e1"
+    [step] = Journal(journal.path).recover(generation=1)
+    assert step.asks[0].ask_proba is None and step.asks[0].event_id == "e1"
 
 
 def test_a_state_with_too_many_values_is_refused():

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from activestream.learner import Decision
 from activestream.messages import (
+    DEFAULT_MAX_STRING_CHARS,
     Event,
     Label,
     LabelRequest,
@@ -93,6 +94,29 @@ def test_max_features_is_a_parse_parameter():
     raw = event_bytes(features={str(i): i for i in range(5)})
     assert isinstance(parse_event(raw, max_features=5), Event)
     assert parse_event(raw, max_features=4).reason is RejectReason.SCHEMA
+
+
+def test_max_string_chars_bounds_string_feature_values():
+    at_limit = event_bytes(features={"city": "p" * 8, "x": 1.0, "flag": True})
+    assert isinstance(parse_event(at_limit, max_string_chars=8), Event)
+    rejection = parse_event(event_bytes(features={"x": 1.0, "city": "secret-value"}), max_string_chars=8)
+    assert isinstance(rejection, Rejection) and rejection.reason is RejectReason.SCHEMA
+    assert "'city'" in rejection.detail and "12 characters" in rejection.detail
+    assert "limit 8" in rejection.detail and "ACTIVESTREAM_MAX_STRING_CHARS" in rejection.detail
+    assert "secret-value" not in rejection.detail
+
+
+def test_the_string_limit_counts_characters_and_defaults_to_256():
+    assert DEFAULT_MAX_STRING_CHARS == 256
+    assert isinstance(parse_event(event_bytes(features={"s": "é" * 256})), Event)  # 512 bytes, 256 chars
+    assert parse_event(event_bytes(features={"s": "x" * 257})).reason is RejectReason.SCHEMA
+    # Only values: numbers, booleans and names are not strings of the limit.
+    assert isinstance(parse_event(event_bytes(features={"n" * 300: 1.0}), max_string_chars=1), Event)
+
+
+def test_the_string_limit_names_a_long_feature_name_shortly():
+    rejection = parse_event(event_bytes(features={"n" * 5000: "long"}), max_string_chars=1)
+    assert rejection.reason is RejectReason.SCHEMA and len(rejection.detail) < 200
 
 
 def test_rejection_details_never_quote_the_input():

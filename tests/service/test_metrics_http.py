@@ -169,3 +169,25 @@ def test_readiness_does_not_affect_liveness(served):
 
 def test_unknown_paths_are_404(served):
     assert get(served[0], "/nope")[0] == 404
+
+
+def test_metrics_carry_the_process_and_platform_collectors():
+    # Restarts (process_start_time_seconds) and memory (process_resident_memory_bytes) are visible.
+    families = scrape(Metrics())
+    assert "python_info" in families
+    if "process_start_time_seconds" not in families:  # ProcessCollector reads /proc: Linux only
+        pytest.skip("no /proc on this platform")
+    assert families["process_resident_memory_bytes"][0].value > 0
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/healthz", "/readyz", "/nope"])
+def test_head_is_answered_like_get_without_a_body(served, path):
+    server = served[0]
+    request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            status, body, length = response.status, response.read(), response.headers["Content-Length"]
+    except urllib.error.HTTPError as error:
+        status, body, length = error.code, error.read(), error.headers["Content-Length"]
+    assert status == get(server, path)[0]
+    assert body == b"" and int(length) > 0

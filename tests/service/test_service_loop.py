@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -324,15 +326,45 @@ def test_a_binary_model_dead_letters_a_label_it_cannot_learn_and_says_what_to_us
         assert set(service.learner.classifier.predict_proba_one({"x": 1.0})) == {"up", "down", "flat"}
 
 
-def test_the_dead_letter_limit_stops_the_service(tmp_path):
+def test_the_dead_letter_limit_stops_the_service_after_committing_what_it_dead_lettered(tmp_path):
     harness = Harness(tmp_path, dead_letter_max_consecutive=5)
     service = harness.service(learner())
     harness.send("events", *[b"junk"] * 6)
     with pytest.raises(DeadLetterLimitExceeded, match="6 consecutive"):
         service.run()
     assert service.metrics.value(Metric.UP) == 0
-    assert not harness.settings.checkpoint_path.exists()
-    assert harness.committed() == {}
+    assert len(harness.dead_letters()) == 6
+    assert harness.committed() == {TopicPartition("events", 0): 6}  # a restart moves past them
+    assert load_checkpoint(harness.settings.checkpoint_path).offsets[TopicPartition("events", 0)] == 6
+
+
+def test_a_restart_after_the_dead_letter_limit_does_not_crash_loop(tmp_path):
+    """Three restarts: every bad message dead-lettered once, every valid event behind them decided."""
+    harness = Harness(tmp_path, dead_letter_max_consecutive=5)
+    harness.send("events", *[b"junk"] * 6, *[event(i) for i in range(3)])
+    with pytest.raises(DeadLetterLimitExceeded):
+        harness.service(learner()).run()
+    for _ in range(3):
+        service = harness.service(learner())
+        drain(service)
+        service.shutdown()
+    assert len(harness.dead_letters()) == 6
+    assert harness.committed()[TopicPartition("events", 0)] == 9  # the valid events were handled
+
+
+def test_a_label_the_model_cannot_learn_leaves_its_request_open(harness):
+    service = harness.service(ActiveLearner(make_model("logreg"), policy=Split(1.0, v=1.0, seed=3), seed=3))
+    harness.send_events(range(2))
+    drain(service)
+    [request, *_] = harness.requests()
+    harness.send("labels", json.dumps({"request_id": request.request_id, "label": "yes"}).encode())
+    drain(service)
+    assert [headers(m)["activestream.reason"] for m in harness.dead_letters()] == ["unexpected_label"]
+    assert request.request_id in service.pending and service.model_version == 0
+    harness.send("labels", json.dumps({"request_id": request.request_id, "label": True}).encode())
+    drain(service)
+    assert len(harness.dead_letters()) == 1 and service.model_version == 1  # the correct one is learned
+    assert request.request_id not in service.pending
 
 
 def test_the_dead_letter_ratio_limit(tmp_path):
@@ -362,7 +394,9 @@ def test_the_dead_letter_ratio_limit(tmp_path):
     )
 )
 def test_any_input_is_either_used_or_dead_lettered(tmp_path, messages):
-    harness = Harness(tmp_path)
+    # A directory per example: hypothesis reuses ``tmp_path``, and a checkpoint left by an earlier
+    # example would seek the fresh broker's partitions past their messages.
+    harness = Harness(Path(tempfile.mkdtemp(dir=tmp_path)))
     service = harness.service(learner())
     for topic, raw in messages:
         harness.send(topic, raw)
@@ -608,6 +642,7 @@ def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
 
     service = harness.service(learner())
     monkeypatch.setattr(app, "build_service", lambda settings: service)
+    monkeypatch.setattr(app, "check_broker", lambda settings: None)  # the memory broker needs no pre-flight
     root = logging.getLogger()
     saved = root.handlers[:], root.level, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     harness.send_events(range(3))

@@ -48,6 +48,13 @@ class Policy(abc.ABC):
     def decide(self, score: float) -> Verdict:
         """Decide whether to ask for the label of an event with this informativeness score."""
 
+    def overrule(self, decided: bool, asked: bool) -> None:  # noqa: B027 - a hook; most need nothing
+        """The last ``decide`` said ``decided``, but ``asked`` is what happened (a replay gives back the
+        decision made before a restart): account for that, so that spending counts what was asked.
+
+        Called right after that ``decide``, before the next one. The default does nothing.
+        """
+
     @property
     @abc.abstractmethod
     def spending(self) -> float:

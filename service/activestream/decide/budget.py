@@ -96,6 +96,17 @@ class WindowedBudget:
         self._norm = self._norm * self._decay + 1.0
         self.n += 1
 
+    def amend(self, recorded: bool, asked: bool) -> None:
+        """Correct the last event's record from ``recorded`` to ``asked`` (no event recorded since).
+
+        >>> est = WindowedBudget(budget=0.1, window=100)
+        >>> est.record(True)
+        >>> est.amend(True, False)
+        >>> est.spending, est.n
+        (0.0, 1)
+        """
+        self._u += float(asked) - float(recorded)
+
     @property
     def spending(self) -> float:
         """Bias-corrected windowed fraction of events asked, in ``[0, 1]`` (``0`` before any event)."""

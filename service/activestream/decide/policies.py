@@ -132,6 +132,10 @@ class _BudgetedPolicy(Policy):
             return Verdict(True, threshold, INFORMATIVE, ask_proba)
         return Verdict(False, threshold, OVER_BUDGET if informative else BELOW_THRESHOLD, ask_proba)
 
+    def overrule(self, decided: bool, asked: bool) -> None:
+        """Count ``asked`` instead of ``decided`` for the last event (the threshold stays as it moved)."""
+        self.estimator.amend(decided, asked)
+
     def _random_ask(self) -> bool:
         """The random part of a Split: ask with probability ``budget``, whatever the score and the room
         (see :class:`Split` for why it is not gated), counted by the estimator all the same."""

@@ -115,6 +115,9 @@ class SimulatedAnnotator:
         self._classes: list[ClassLabel] = []
         self._delays_sum = 0.0
         self._delays_count = 0
+        #: Requests for events missing from ``truth``, left unanswered (``activestream annotate --events``
+        #: knows the first events of a stream only; one past them says the stream went further).
+        self.unknown = 0
 
     def on_request(self, request: LabelRequest | LabelRequestView, now: float) -> None:
         """Schedule an answer ``delay`` after ``now``; a request seen again (a replay) is answered once.
@@ -126,6 +129,9 @@ class SimulatedAnnotator:
         ['r-1']
         """
         if request.request_id in self._answered:
+            return
+        if request.event_id not in self.truth:
+            self.unknown += 1
             return
         self._answered.add(request.request_id)
         self._seq += 1
@@ -155,6 +161,11 @@ class SimulatedAnnotator:
     def waiting(self) -> int:
         """Requests received but not answered yet."""
         return len(self._queue)
+
+    @property
+    def received(self) -> int:
+        """Requests received for events it knows (each once), answered or waiting."""
+        return len(self._answered)
 
     @property
     def mean_answer_delay(self) -> float | None:

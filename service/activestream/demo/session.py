@@ -82,8 +82,14 @@ class DemoOptions:
     seed: int = 1
     label_delay: int = 500  # events between an event and its label's arrival (fixed, as in prequential)
     rate_per_s: float | None = 1500.0  # a steady stream, as a live source would be; None: flat out
-    output_dir: Path = Path("demo-output")
+    output_dir: Path = Path("demo-output")  # the checkpoint, and the plot unless plot_file says otherwise
     window: int = 1000  # events in the moving accuracy of the learning curves
+    plot_file: Path | None = None  # None: output_dir / learning_curve.png
+
+    @property
+    def plot_path(self) -> Path:
+        """Where the learning curve is written."""
+        return self.plot_file or self.output_dir / "learning_curve.png"
 
     def __post_init__(self) -> None:
         if type(self.label_delay) is not int or self.label_delay < 0:
@@ -406,7 +412,7 @@ def _summarise(
             comparison.random_curve,
             Curve("activestream service via Kafka (live)", auditor.curve_events, auditor.curve_accuracy),
         ],
-        options.output_dir / "learning_curve.png",
+        options.plot_path,
         f"{stream.name}: budget {options.budget:.0%}, label delay {options.label_delay:,} events, "
         f"seed {options.seed}\naccuracy over a moving window of {options.window:,} events",
         stream.drifts,

@@ -150,6 +150,7 @@ class BudgetBoost(Policy):
 
     def decide(self, score: float) -> Verdict:
         verdict = self.policy.decide(score)
+        base_ask = verdict.ask
         if self.remaining > 0:
             self.remaining -= 1
             # Asked by the base policy or by an independent extra draw (see the module docstring).
@@ -165,7 +166,16 @@ class BudgetBoost(Policy):
             else:
                 verdict = Verdict(verdict.ask, verdict.threshold, verdict.reason, ask_proba)
         self._estimator.record(verdict.ask)
+        self._last_base_ask = base_ask
         return verdict
+
+    def overrule(self, decided: bool, asked: bool) -> None:
+        """Count ``asked`` for the last event; the base policy is told too when it made the verdict (an
+        extra ask is the boost's own)."""
+        self._estimator.amend(decided, asked)
+        base_ask = getattr(self, "_last_base_ask", None)  # (a boost pickled before it existed: None)
+        if base_ask == decided:
+            self.policy.overrule(decided, asked)
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,10 @@ rebalance revokes the whole assignment and assigns a whole new one, so ``on_assi
 assignment and ``on_revoke`` everything the member held, exactly as with ``transport.kafka``. The
 cooperative protocol would hand the callbacks increments instead, a different contract.
 
+*Static membership*: ``group_instance_id`` becomes ``group.instance.id`` (KIP-345), with the same effect as
+in ``transport.kafka``: a restarted member rejoins under its old identity without a rebalance, and
+``close()`` does not leave the group. Empty or ``None``: dynamic membership.
+
 *Rebalance callbacks* run on the owner's thread inside ``poll()`` (or ``close()``), where librdkafka
 serves them, so they may call every method of the consumer. Mapping:
 
@@ -97,6 +101,7 @@ from activestream.transport.base import (
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 from activestream.transport.options import (
     ADMIN_OPTIONAL_SETTINGS,
+    CONSUMER_OPTIONAL_SETTINGS,
     CONSUMER_SETTINGS,
     DEFAULT_CLIENT_ID,
     PRODUCER_SETTINGS,
@@ -406,12 +411,14 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
     """A consumer-group member on librdkafka (see the module docstring for the behaviour)."""
 
     SETTINGS = CONSUMER_SETTINGS
+    OPTIONAL_SETTINGS = CONSUMER_OPTIONAL_SETTINGS
 
     def __init__(
         self,
         *,
         bootstrap_servers: str | Sequence[str],
         group_id: str,
+        group_instance_id: str | None = None,
         client_id: str = DEFAULT_CLIENT_ID,
         session_timeout_ms: int = 45_000,
         heartbeat_interval_ms: int = 3_000,
@@ -445,6 +452,7 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
             kafka_options,
             **{
                 "group.id": group_id,
+                **({"group.instance.id": group_instance_id} if group_instance_id else {}),
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",

@@ -35,6 +35,12 @@ closed). kafka-python keeps the membership consistent; a failed ``on_revoke`` ru
 them and overwrite the new owner's progress); ``seek`` raises ``ValueError`` for them. ``poll`` before
 ``subscribe`` raises ``RuntimeError``.
 
+*Static membership* (``group_instance_id``, KIP-345; kafka-python 3 has it, the broker needs API ≥ 2.3): the
+member keeps its identity across restarts, so a restarted process rejoins without a rebalance and gets its
+partitions back at once, instead of waiting out the dead member's session; in exchange ``close()`` does not
+leave the group (the partitions of a member that is gone for good move after ``session_timeout_ms``). Two
+live consumers with the same id in one group fence each other. Empty or ``None``: dynamic membership.
+
 *Joining takes time* (Kafka's ``group.initial.rebalance.delay.ms``, 3 s by default; on Tansu about half
 the session timeout). kafka-python 3.0.12 discards a JoinGroup answer that arrives while the owner is
 between two ``poll()`` calls and sends the JoinGroup again, so keep the time spent outside ``poll()``
@@ -55,7 +61,7 @@ All three take explicit keyword arguments and a ``from_settings(settings, **over
 (``transport.options.FromSettings``, shared with the confluent adapters) that reads the service's
 ``Settings`` (duck-typed: ``bootstrap_servers``, ``group_id``, ``session_timeout_ms``,
 ``heartbeat_interval_ms``, ``max_poll_records``, ``max_message_bytes``, ``kafka_security_kwargs()``,
-optional ``client_id``). ``security`` takes the kafka-python SASL/SSL
+optional ``group_instance_id`` and ``client_id``). ``security`` takes the kafka-python SASL/SSL
 keyword arguments; ``kafka_options`` passes any other kafka-python setting through unchanged.
 """
 
@@ -86,6 +92,7 @@ from activestream.transport.base import (
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 from activestream.transport.options import (
     ADMIN_OPTIONAL_SETTINGS,
+    CONSUMER_OPTIONAL_SETTINGS,
     CONSUMER_SETTINGS,
     DEFAULT_CLIENT_ID,
     PRODUCER_SETTINGS,
@@ -137,6 +144,25 @@ def _client_config(
 
 # -- consumer ---------------------------------------------------------------------------------------------
 
+_warned_no_static_membership = False
+
+
+def _static_membership(group_instance_id: str | None) -> dict[str, str]:
+    """``{"group_instance_id": ...}`` when set and this kafka-python supports it; else ``{}`` (a warning,
+    once per process, when it is set but unsupported)."""
+    global _warned_no_static_membership
+    if not group_instance_id:
+        return {}
+    if "group_instance_id" in KafkaConsumer.DEFAULT_CONFIG:
+        return {"group_instance_id": group_instance_id}
+    if not _warned_no_static_membership:  # pragma: no cover - depends on the kafka-python version
+        _warned_no_static_membership = True
+        log.warning(
+            "this kafka-python has no static group membership: group_instance_id %r ignored (dynamic member)",
+            group_instance_id,
+        )
+    return {}
+
 
 class _Listener(AsyncConsumerRebalanceListener):
     """Forwards kafka-python's rebalance events to the adapter (awaited on kafka-python's IO loop)."""
@@ -158,12 +184,14 @@ class KafkaConsumerAdapter(FromSettings, Consumer):
     """A consumer-group member on kafka-python 3 (see the module docstring for the behaviour)."""
 
     SETTINGS = CONSUMER_SETTINGS
+    OPTIONAL_SETTINGS = CONSUMER_OPTIONAL_SETTINGS
 
     def __init__(
         self,
         *,
         bootstrap_servers: str | Sequence[str],
         group_id: str,
+        group_instance_id: str | None = None,
         client_id: str = DEFAULT_CLIENT_ID,
         session_timeout_ms: int = 45_000,
         heartbeat_interval_ms: int = 3_000,
@@ -181,12 +209,14 @@ class KafkaConsumerAdapter(FromSettings, Consumer):
         self._request_timeout_ms = request_timeout_ms
         # Lag is a metric: measuring it must never hold the loop for a whole request timeout.
         self._lag_timeout_ms = lag_timeout_ms
+        static = _static_membership(group_instance_id)
         config = _client_config(
             bootstrap_servers,
             client_id,
             security,
             kafka_options,
             group_id=group_id,
+            **static,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,

@@ -25,6 +25,7 @@ from activestream.transport.base import RebalanceCallback
 
 __all__ = [
     "ADMIN_OPTIONAL_SETTINGS",
+    "CONSUMER_OPTIONAL_SETTINGS",
     "CONSUMER_SETTINGS",
     "DEFAULT_CLIENT_ID",
     "PRODUCER_SETTINGS",
@@ -45,6 +46,8 @@ CONSUMER_SETTINGS: Final = (
     "max_poll_records",
     "fetch_max_wait_ms",
 )
+#: Static group membership (KIP-345): passed when set, and only to a consumer of the settings' own group.
+CONSUMER_OPTIONAL_SETTINGS: Final = ("group_instance_id",)
 PRODUCER_SETTINGS: Final = ("max_message_bytes",)
 ADMIN_OPTIONAL_SETTINGS: Final = ("replication_factor",)
 
@@ -82,6 +85,21 @@ class FromSettings:
 
     An adapter names the settings it reads in ``SETTINGS`` (always passed) and ``OPTIONAL_SETTINGS``
     (passed when not ``None``, so the constructor's default applies otherwise); ``overrides`` win.
+
+    A ``group_instance_id`` names this process's member of the settings' own consumer group: a consumer
+    built for another group (``group_id`` overridden: the annotator, the labeling page, the demo) does not
+    inherit it, unless the overrides give one.
+
+    >>> class Adapter(FromSettings):
+    ...     SETTINGS, OPTIONAL_SETTINGS = ("group_id",), CONSUMER_OPTIONAL_SETTINGS
+    ...     def __init__(self, **kwargs):
+    ...         self.kwargs = kwargs
+    >>> class Settings:
+    ...     bootstrap_servers, group_id, group_instance_id = "a:9092", "g", "pod-0"
+    >>> Adapter.from_settings(Settings()).kwargs["group_instance_id"]
+    'pod-0'
+    >>> "group_instance_id" in Adapter.from_settings(Settings(), group_id="g-annotator").kwargs
+    False
     """
 
     SETTINGS: ClassVar[tuple[str, ...]] = ()
@@ -90,6 +108,8 @@ class FromSettings:
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> Self:
         kwargs = settings_kwargs(settings, cls.SETTINGS, cls.OPTIONAL_SETTINGS)
+        if overrides.get("group_id", kwargs.get("group_id")) != kwargs.get("group_id"):
+            kwargs.pop("group_instance_id", None)
         kwargs.update(overrides)
         return cls(**kwargs)
 

@@ -1,0 +1,205 @@
+"""The labels path of the engine: join a label to its request, learn it once, aggregate votes.
+
+A label is learned before its request is closed: one the model cannot learn (``"yes"`` for a binary
+model) is dead-lettered with the reason and leaves the request open for a correct label. Labels learned
+before a restart (``learned_before``, from the journal) are learned again by the replay — the restored
+model had not seen them — but counted once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from activestream.aggregate import ANONYMOUS, OTHER
+from activestream.config import Settings
+from activestream.decide.policies import RANDOM
+from activestream.drift.estimates import weighting_proba
+from activestream.engine.state import EngineState
+from activestream.engine.step import Incoming, Outbox
+from activestream.join import Expired, JoinStatus, PendingEntry
+from activestream.messages import Label, Rejection, RejectReason, parse_label
+from activestream.metrics import Metrics
+from activestream.types import ClassLabel
+
+__all__ = ["DEFER", "Trainer"]
+
+log = logging.getLogger(__name__)
+
+_JOIN_REJECTIONS: Final = {
+    JoinStatus.UNKNOWN: RejectReason.UNKNOWN_REQUEST,
+    JoinStatus.EXPIRED: RejectReason.EXPIRED_REQUEST,
+    JoinStatus.DUPLICATE: RejectReason.DUPLICATE,
+}
+#: A model's error message goes into the dead letter's reason header, cut to this length.
+_MAX_REASON_CHARS: Final = 300
+
+
+class _Defer:
+    def __repr__(self) -> str:
+        return "DEFER"
+
+
+#: ``on_label``'s answer for a label of an unknown request while the loop may hold it back (a replay).
+DEFER: Final = _Defer()
+
+
+class Trainer:
+    """Learns labels: ``on_label`` returns ``None`` (handled), a ``Rejection`` or :data:`DEFER`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: EngineState,
+        outbox: Outbox,
+        metrics: Metrics,
+        on_drift: Callable[[int], None],  # called with now_ms
+    ):
+        self.settings, self.state, self.outbox, self.metrics = settings, state, outbox, metrics
+        self._on_drift = on_drift
+        #: Request ids learned before a restart, not learned again by the replay yet.
+        self.learned_before: set[str] = set()
+        #: Annotators with a series of their own (the most active ones).
+        self.top_annotators: frozenset[str] = frozenset()
+
+    # -- one label ---------------------------------------------------------------------------------------
+    def on_label(
+        self, message: Incoming, now_ms: int, *, may_defer: bool = False
+    ) -> Rejection | _Defer | None:
+        label = parse_label(message.value, self.settings.max_message_bytes)
+        if isinstance(label, Rejection):
+            self.metrics.label("invalid")
+            return label
+        return self.join(label, now_ms, may_defer=may_defer)
+
+    def join(self, label: Label, now_ms: int, *, may_defer: bool = False) -> Rejection | _Defer | None:
+        """Join a parsed label with its request and learn it (or add its vote)."""
+        entry = self._voting_entry(label, now_ms)
+        if entry is not None:
+            return self._vote(entry, label, now_ms)
+        pending = self.state.pending
+        entry = pending.peek(now_ms, request_id=label.request_id, event_id=label.event_id)
+        if entry is not None:
+            rejection = self._learn(entry, label.label, now_ms)
+            if rejection is not None:
+                self.metrics.label("invalid")
+                return rejection  # the request stays open for a label the model can learn
+            pending.join(now_ms, request_id=entry.request_id)
+            return None
+        result = pending.join(now_ms, request_id=label.request_id, event_id=label.event_id)
+        if result.status is JoinStatus.UNKNOWN and may_defer:
+            return DEFER  # its event may be further on in a partition being replayed
+        self.metrics.label(result.status.value)
+        if result.status is JoinStatus.EXPIRED and result.entry is not None:  # expired just now
+            self.metrics.pending_expired("ttl")
+        return Rejection(_JOIN_REJECTIONS[result.status], f"label for a {result.status.value} request")
+
+    def _learn(self, entry: PendingEntry, y: ClassLabel, now_ms: int) -> Rejection | None:
+        state = self.state
+        unbiased, ask_proba = entry.decision_reason == RANDOM, weighting_proba(entry.ask_proba)
+        try:
+            drifted = state.watch.learn(entry.features, y, unbiased=unbiased, ask_proba=ask_proba)
+        except Exception as error:
+            log.warning("model rejected a label", extra={"error": repr(error)})
+            return Rejection(
+                # The message says which label and what to do (e.g. a binary model given a third class).
+                RejectReason.UNEXPECTED_LABEL,
+                f"the model cannot learn it: {type(error).__name__}: {error}"[:_MAX_REASON_CHARS],
+            )
+        state.model_version += 1
+        self.outbox.learned.append(entry.request_id)
+        if entry.request_id in self.learned_before:
+            self.learned_before.discard(entry.request_id)  # counted before the restart
+        else:
+            if state.ballots is None:  # (with votes, each vote was counted as it came)
+                self.metrics.label(JoinStatus.LEARNED.value)
+            self.metrics.learned(y, (now_ms - entry.asked_at_ms) / 1000)
+        # The accuracy estimates: the random sample, and every label whose ask probability is known.
+        correct = entry.predicted_label == y
+        if unbiased:
+            self.metrics.judged(correct)
+        if ask_proba is not None:
+            self.metrics.judged_weighted(correct, ask_proba)
+        state.stopping.on_label(correct, unbiased=unbiased, ask_proba=ask_proba)
+        state.stopping.check_stability(state.model_version, state.learner.classifier.predict_one)
+        if drifted:
+            self._on_drift(now_ms)
+        return None
+
+    # -- several annotators ------------------------------------------------------------------------------
+    def _voting_entry(self, label: Label, now_ms: int) -> PendingEntry | None:
+        """The pending, unexpired entry a label votes on, when labels are aggregated."""
+        if self.state.ballots is None:
+            return None
+        return self.state.pending.peek(now_ms, request_id=label.request_id, event_id=label.event_id)
+
+    def _vote(self, entry: PendingEntry, label: Label, now_ms: int) -> Rejection | None:
+        ballots = self.state.ballots
+        assert ballots is not None
+        status = ballots.add(entry.request_id, label.annotator, label.label, now_ms)
+        if status == "duplicate":
+            self.metrics.label(JoinStatus.DUPLICATE.value)
+            return Rejection(RejectReason.DUPLICATE, "this annotator labeled this request already")
+        name = label.annotator or ANONYMOUS
+        self.metrics.annotator_label(name if name in self.top_annotators else OTHER)
+        # Every vote accepted into a consensus counts as learned: the consensus is learned once for all.
+        self.metrics.label(JoinStatus.LEARNED.value)
+        if status == "complete":
+            result = self.state.pending.join(now_ms, request_id=entry.request_id)
+            if result.entry is not None:
+                return self._learn_consensus(result.entry, now_ms)
+        return None
+
+    def _learn_consensus(self, entry: PendingEntry, now_ms: int) -> Rejection | None:
+        """Aggregate an entry's votes and learn the consensus (once: the ballot is closed here)."""
+        ballots = self.state.ballots
+        assert ballots is not None
+        consensus = ballots.close(entry.request_id)
+        if consensus is None:
+            return None
+        if not consensus.unanimous:
+            self.metrics.disagreement()
+            log.info(
+                "annotators disagreed",
+                extra={
+                    "request_id": entry.request_id,
+                    "event_id": entry.event_id,
+                    "votes": {vote.annotator: repr(vote.label) for vote in consensus.ballot},
+                    "consensus": repr(consensus.label),
+                    "tie_rule": consensus.tie_rule,
+                },
+            )
+        return self._learn(entry, consensus.label, now_ms)
+
+    # -- requests leaving the store ---------------------------------------------------------------------
+    def conclude_expired(self, expired: list[Expired], now_ms: int) -> list[Expired]:
+        """Learn the votes of requests that left the store (TTL, eviction); return those with none."""
+        ballots = self.state.ballots
+        if ballots is None:
+            return expired
+        unanswered = []
+        for gone in expired:
+            if ballots.votes(gone.entry.request_id):
+                self._learn_consensus(gone.entry, now_ms)
+            else:
+                ballots.discard(gone.entry.request_id)
+                unanswered.append(gone)
+        return unanswered
+
+    def on_evicted(self, evicted: list[Expired], now_ms: int) -> None:
+        self.metrics.pending_expired("evicted", len(self.conclude_expired(evicted, now_ms)))
+
+    def expire(self, now_ms: int) -> None:
+        """Expire the requests past their TTL and learn what the ballots past their timeout have."""
+        expired = self.conclude_expired(self.state.pending.expire(now_ms), now_ms)
+        self.metrics.pending_expired("ttl", len(expired))
+        ballots = self.state.ballots
+        if ballots is None:
+            return
+        for request_id in ballots.due(now_ms):
+            result = self.state.pending.join(now_ms, request_id=request_id)
+            if result.entry is not None:
+                self._learn_consensus(result.entry, now_ms)
+            else:
+                ballots.discard(request_id)

@@ -1,0 +1,89 @@
+"""Where the loop stands in each partition: the next offset, the replay after a restart, held labels.
+
+Offsets follow Kafka's convention (the next offset to read). A partition is *replaying* from a restored
+checkpoint's offset up to the furthest of the group's committed offset and the journal's last step in
+it: the messages in between were handled before the restart. While any events partition replays, a
+label whose request is unknown may answer an event not replayed yet: it is held back (``deferred``)
+and its offset is not committed past until it is joined.
+
+>>> tp = TopicPartition("events", 0)
+>>> partitions = Partitions()
+>>> partitions.restore({tp: 5}, journal_ends={tp: 9})
+>>> partitions.assign(tp, committed=7)  # covered: seek to 5, replay up to 9
+5
+>>> partitions.replaying, partitions.advance(tp, 7), partitions.advance(tp, 8), partitions.replaying
+(True, False, True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from activestream.transport.base import Message, TopicPartition
+
+__all__ = ["Partitions"]
+
+
+class Partitions:
+    """Positions, assignment, replay ends and deferred labels of the partitions the loop handles."""
+
+    def __init__(self) -> None:
+        #: Next offset to process, per partition the state covers.
+        self.positions: dict[TopicPartition, int] = {}
+        self.assigned: set[TopicPartition] = set()
+        #: Partitions being replayed, and the offset up to which they replay.
+        self.replay_end: dict[TopicPartition, int] = {}
+        #: Labels held back until the events they answer are replayed.
+        self.deferred: list[Message] = []
+        self._journal_ends: dict[TopicPartition, int] = {}
+
+    @property
+    def replaying(self) -> bool:
+        return bool(self.replay_end)
+
+    def restore(self, positions: dict[TopicPartition, int], journal_ends: dict[TopicPartition, int]) -> None:
+        """Start from a checkpoint's offsets and how far the journal's steps went after it."""
+        self.positions, self._journal_ends = dict(positions), dict(journal_ends)
+
+    def assign(self, tp: TopicPartition, committed: int | None) -> int | None:
+        """Take ``tp``: the offset to seek to when the state covers it, else ``None`` (it starts at the
+        group's ``committed`` offset, which the next checkpoint must cover)."""
+        self.assigned.add(tp)
+        position = self.positions.get(tp)
+        if position is None:
+            self.positions[tp] = 0 if committed is None else committed
+            return None
+        # Replayed up to where the group committed, or the journal went, whichever is further.
+        end = max(committed or 0, self._journal_ends.pop(tp, 0))
+        if end > position:
+            self.replay_end[tp] = end
+        return position
+
+    def advance(self, tp: TopicPartition, offset: int) -> bool:
+        """``offset`` of ``tp`` was handled; true when that ended the last replay."""
+        self.positions[tp] = offset + 1
+        end = self.replay_end.get(tp)
+        return end is not None and offset + 1 >= end and self.caught_up(tp)
+
+    def caught_up(self, tp: TopicPartition) -> bool:
+        """``tp`` replays no more (past its end, at the end of the log, or gone); true when that ended
+        the last replay."""
+        if self.replay_end.pop(tp, None) is None:
+            return False
+        return not self.replay_end
+
+    def safe_offset(self, tp: TopicPartition, held: Iterable[Message] = ()) -> int:
+        """The next offset to read, but never past a label held back or a message still ``held``."""
+        offsets = [m.offset for m in (*self.deferred, *held) if m.topic_partition == tp]
+        return min([self.positions[tp], *offsets])
+
+    def forget(self, partitions: set[TopicPartition], held: Iterable[Message] = ()) -> bool:
+        """``partitions`` went away: their positions fall back to what is held (read again when they
+        come back); true when that ended the last replay."""
+        held = list(held)
+        for tp in partitions & self.positions.keys():
+            self.positions[tp] = self.safe_offset(tp, held)
+        self.deferred = [m for m in self.deferred if m.topic_partition not in partitions]
+        ended = [self.caught_up(tp) for tp in partitions & self.replay_end.keys()]
+        self.assigned -= partitions
+        return any(ended)
