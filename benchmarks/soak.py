@@ -20,8 +20,10 @@ Sections (``--only`` picks some; all by default):
   for asked events, timed until learned. The end state is verified exactly-once.
 - ``kills``: the crash harness of ``tests/reliability`` — the service SIGKILLed ``--kills`` times
   (default 30; quick 5) at random moments (seeded), restarted each time, events streaming and the
-  annotator answering throughout; then verified: every posted label learned exactly once, every ask
-  remembered, no dead letter.
+  annotator answering throughout; twice: with 1 events partition and with 4 (events spread by key,
+  labels keyed by event id on as many label partitions); then verified: every posted label learned
+  exactly once, every ask remembered, no decision changed by a replay, no dead letter. Each restart's
+  time to ``/readyz`` 200 is measured when the kill comes after it.
 - ``outage``: every connection cut by a ``TcpProxy`` for ``--outage`` seconds (default 30; quick 10),
   once with resets (``drop_all``), once as a silent partition (``mode="blackhole"``), and once with
   resets while the service works through a backlog (records in flight when the cut comes; a 30 s
@@ -529,51 +531,63 @@ def broker_soak(events: int, flood: int, workdir: Path) -> dict[str, Any]:
 # -- kills and outages --------------------------------------------------------------------------------------
 
 
-def kill_soak(kills: int, workdir: Path, rate_per_s: float = 150) -> dict[str, Any]:
+def kill_soak(kills: int, workdir: Path, partitions: int = 1, rate_per_s: float = 150) -> dict[str, Any]:
+    """``kills`` SIGKILLs at seeded random moments: a third during start-up, the others 0.1–3 s after
+    ``/readyz`` turned 200 (the time from the restart to that is recorded)."""
     from activestream.demo.broker import EmbeddedBroker
 
     rng = random.Random(SEED)
     names = itertools.count()
+    directory = workdir / f"kills-{partitions}"
+    directory.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker() as broker:
         bootstrap = broker.bootstrap_servers
         options = rt.service_options(
-            bootstrap, lambda p: f"{p}-kills-{next(names)}", workdir / "kills" / "state.ckpt", budget=0.2
+            bootstrap, lambda p: f"{p}-kills-{next(names)}", directory / "state.ckpt", budget=0.2
         )
-        rt.ensure_topics(bootstrap, rt.service_topics(options))
+        rt.ensure_service_topics(bootstrap, options, partitions)
         streamer = rt.EventStreamer(bootstrap, options["events_topic"], rate_per_s=rate_per_s, seed=SEED)
         annotator = rt.Annotator(bootstrap, options["requests_topic"], options["labels_topic"], seed=SEED)
-        service = rt.ServiceProcess(options, workdir / "kills.log")
+        service = rt.ServiceProcess(options, directory / "service.log")
         streamer.start()
         annotator.start()
-        moments = []
+        moments: list[str] = []
+        ready_s: list[float] = []  # restart to /readyz 200, for the restarts that got there
         started = time.monotonic()
+
+        def until_ready() -> None:
+            restarted = time.monotonic()
+            port = service.http_port()
+            rt.wait_for(
+                lambda: service.check_alive() or _ready(port), 120, "/readyz turned 200 after a restart"
+            )
+            ready_s.append(time.monotonic() - restarted)
+
         try:
             for k in range(kills):
                 service.start()
                 early = rng.random() < 1 / 3
                 if not early:
-                    service.wait_assigned()
+                    until_ready()
                 delay = rng.uniform(0.1, 3.0)
                 time.sleep(delay)
                 service.kill()
-                moments.append(("start+" if early else "assigned+") + f"{delay:.2f}s")
+                moments.append(("start+" if early else "ready+") + f"{delay:.2f}s")
                 if k % 5 == 4:
-                    log(f"kills: {k + 1} of {kills}")
+                    log(f"kills ({partitions} partitions): {k + 1} of {kills}")
             service.start()
-            service.wait_assigned()
+            until_ready()
             sent = streamer.stop()
-            events_tp = TopicPartition(options["events_topic"], 0)
-            labels_tp = TopicPartition(options["labels_topic"], 0)
             quiet: list[bool] = []
 
             def settled() -> bool:
                 service.check_alive()
                 offsets = rt.committed(bootstrap, options["group_id"])
                 quiet.append(
-                    offsets.get(events_tp) == sent
+                    rt.committed_total(offsets, options["events_topic"]) == sent
                     and annotator.caught_up
                     and annotator.waiting == 0
-                    and offsets.get(labels_tp, 0) == len(annotator.stats.posted)
+                    and rt.committed_total(offsets, options["labels_topic"]) == len(annotator.stats.posted)
                 )
                 return len(quiet) > 1 and quiet[-1] and quiet[-2]
 
@@ -587,15 +601,41 @@ def kill_soak(kills: int, workdir: Path, rate_per_s: float = 150) -> dict[str, A
             service.ensure_stopped()
         verdict = rt.verify(bootstrap, options, stats.posted, sent)
     out = {
+        "partitions": partitions,
         "strategy": strategy,
         "kills": len(moments),
         "moments": moments,
         "seconds": time.monotonic() - started,
+        "ready_after_restart_s": ready_s,
         "verdict": verdict.as_dict(),
         "requests_seen": stats.requests_seen,
         "bad_request_ids": len(stats.bad_ids),
     }
-    log(f"kills: {out['kills']} kills, {verdict.problems or 'exactly once'}")
+    log(f"kills ({partitions} partitions): {out['kills']} kills, {verdict.problems or 'exactly once'}")
+    return out
+
+
+def _ready(port: int) -> bool:
+    try:
+        return rt.get(port, "/readyz")[0] == 200
+    except OSError:
+        return False
+
+
+def kill_runs(kills: int, workdir: Path, partitions: Sequence[int] = (1, 4)) -> dict[str, Any]:
+    """``kill_soak`` once per partition count; a failed run is recorded, the next one still runs."""
+    runs: list[dict[str, Any]] = []
+    for n in partitions:
+        try:
+            runs.append(kill_soak(kills, workdir, n))
+        except Exception as error:
+            runs.append({"partitions": n, "error": f"{type(error).__name__}: {error}"})
+            runs[-1]["trace"] = traceback.format_exc()
+            log(f"kills ({n} partitions) FAILED: {error}")
+    out: dict[str, Any] = {"kills": sum(r.get("kills", 0) for r in runs), "runs": runs}
+    failed = [r for r in runs if "error" in r]
+    if failed:  # the section fails (soak exits 1) and the report shows each run's error
+        out["error"] = "; ".join(f"{r['partitions']} partitions: {r['error']}" for r in failed)
     return out
 
 
@@ -754,7 +794,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs: dict[str, Callable[[], Any]] = {
             "memory": lambda: memory_soak(sizes["events"], workdir),
             "broker": lambda: broker_soak(sizes["broker_events"], sizes["flood"], workdir),
-            "kills": lambda: kill_soak(sizes["kills"], workdir),
+            "kills": lambda: kill_runs(sizes["kills"], workdir),
             "outage": lambda: [
                 outage_soak(sizes["outage"], "reset", workdir),
                 outage_soak(sizes["outage"], "blackhole", workdir),

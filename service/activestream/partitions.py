@@ -39,7 +39,17 @@ class Partitions:
 
     @property
     def replaying(self) -> bool:
+        """Whether an assigned partition is behind where it was before the restart."""
         return bool(self.replay_end)
+
+    @property
+    def replay_targets(self) -> dict[TopicPartition, int]:
+        """How far each partition still has to replay, assigned or not yet: what a checkpoint taken now
+        must carry into the next journal (a partition not assigned yet keeps the journal's end)."""
+        targets = dict(self._journal_ends)
+        for tp, end in self.replay_end.items():
+            targets[tp] = max(end, targets.get(tp, 0))
+        return targets
 
     def restore(self, positions: dict[TopicPartition, int], journal_ends: dict[TopicPartition, int]) -> None:
         """Start from a checkpoint's offsets and how far the journal's steps went after it."""
@@ -50,12 +60,11 @@ class Partitions:
         group's ``committed`` offset, which the next checkpoint must cover)."""
         self.assigned.add(tp)
         position = self.positions.get(tp)
-        if position is None:
-            self.positions[tp] = 0 if committed is None else committed
-            return None
+        start = position if position is not None else (committed or 0)
+        self.positions[tp] = start
         # Replayed up to where the group committed, or the journal went, whichever is further.
         end = max(committed or 0, self._journal_ends.pop(tp, 0))
-        if end > position:
+        if end > start:
             self.replay_end[tp] = end
         return position
 
@@ -70,7 +79,7 @@ class Partitions:
         the last replay."""
         if self.replay_end.pop(tp, None) is None:
             return False
-        return not self.replay_end
+        return not self.replay_end and not self._journal_ends  # (a partition not assigned yet may replay)
 
     def safe_offset(self, tp: TopicPartition, held: Iterable[Message] = ()) -> int:
         """The next offset to read, but never past a label held back or a message still ``held``."""

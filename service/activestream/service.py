@@ -353,7 +353,7 @@ class Service:
         if not ((self._dirty or self._uncovered) and self._consistent) or self._partitions.deferred:
             return  # nothing new, records not flushed, or a replay not settled yet: the old one is right
         offsets = self._safe_offsets(self._partitions.positions)  # held events are replayed
-        if self._store.save(offsets, self._partitions.replay_end, now_ms):
+        if self._store.save(offsets, self._partitions.replay_targets, now_ms):
             self._dirty = self._uncovered = False
 
     def _restore(self) -> None:

@@ -265,9 +265,11 @@ class AnnotatorStats:
 
 
 class Annotator(threading.Thread):
-    """Reads every label request (no group: assigned to partition 0 from the start) and posts one label
-    per distinct request id after an exponential delay. Labels name the request and the event and are
-    keyed by the event id, as the service expects."""
+    """Reads every label request (no group: assigned every partition of the requests topic from the
+    start) and posts one label per distinct request id after an exponential delay. Labels name the
+    request and the event and are keyed by the event id, as the service expects: with kafka-python's
+    default partitioner, the one ``EventStreamer`` uses, a label lands on its event's partition number
+    when the labels topic has as many partitions as the events topic."""
 
     def __init__(
         self,
@@ -300,15 +302,12 @@ class Annotator(threading.Thread):
         rng = random.Random(self.seed)
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks="all")
-        tp = KafkaTopicPartition(self.requests_topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
+        tps = _assign_all(consumer, self.requests_topic)
         seq = 0
         try:
             while not self.stop_event.is_set():
                 polled = consumer.poll(timeout_ms=100)
-                highwater = consumer.highwater(tp)
-                self.caught_up = not polled and highwater is not None and consumer.position(tp) >= highwater
+                self.caught_up = not polled and _at_end(consumer, tps)
                 for records in polled.values():
                     for record in records:
                         request = LabelRequest.model_validate_json(record.value)
@@ -359,31 +358,67 @@ class Annotator(threading.Thread):
 # -- reading topics -------------------------------------------------------------------------------------
 
 
-def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list:
-    """Every record of partition 0 of ``topic``, up to its end now.
+def partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float = 10.0) -> list[int]:
+    """The partition numbers of ``topic`` (it must exist)."""
+    found: list[int] = []
+
+    def known() -> bool:
+        found[:] = sorted(consumer.partitions_for_topic(topic) or ())
+        return bool(found)
+
+    wait_for(known, timeout_s, f"the metadata of {topic} named its partitions", 0.1)
+    return found
+
+
+def _assign_all(consumer: KafkaConsumer, topic: str) -> list[KafkaTopicPartition]:
+    tps = [KafkaTopicPartition(topic, p) for p in partitions_of(consumer, topic)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    return tps
+
+
+def _at_end(consumer: KafkaConsumer, tps: Iterable[KafkaTopicPartition]) -> bool:
+    """Every partition read up to the high watermark of its last fetch response."""
+    for tp in tps:
+        highwater = consumer.highwater(tp)
+        if highwater is None or consumer.position(tp) < highwater:
+            return False
+    return True
+
+
+def read_partitions(bootstrap: str, topic: str, timeout_s: float = 30.0) -> tuple[list, dict[int, int]]:
+    """Every record of every partition of ``topic`` up to its end now, and each partition's end offset.
 
     The end is the high watermark of the fetch responses: Tansu answers ``ListOffsets(latest)`` with
     the base offset of the last record batch plus one, short of the end when that batch holds several.
     """
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        tp = KafkaTopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
+        tps = _assign_all(consumer, topic)
         records: list = []
         deadline = time.monotonic() + timeout_s
         while True:
             batch = [r for rs in consumer.poll(timeout_ms=200).values() for r in rs]
             records += batch
-            highwater = consumer.highwater(tp)
-            if not batch and highwater is not None and consumer.position(tp) >= highwater:
-                return records
+            if not batch and _at_end(consumer, tps):
+                return records, {tp.partition: consumer.position(tp) for tp in tps}
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"read {len(records)} records of {topic} in {timeout_s:g} s, not the end"
                 )
     finally:
         consumer.close()
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list:
+    """Every record of ``topic`` (every partition, each in order), up to its end now."""
+    return read_partitions(bootstrap, topic, timeout_s)[0]
+
+
+def committed_total(offsets: dict[TopicPartition, int], topic: str) -> int:
+    """The committed offsets of ``topic``'s partitions, summed: the records read, when no offset is past
+    its partition's end."""
+    return sum(offset for tp, offset in offsets.items() if tp.topic == topic)
 
 
 def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
@@ -408,14 +443,24 @@ def service_topics(options: dict[str, Any]) -> list[str]:
     return [options[name] for name in TOPIC_SETTINGS if options.get(name)]
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[str]) -> None:
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 1) -> None:
     from activestream.transport.kafka import KafkaAdminAdapter
 
     admin = KafkaAdminAdapter(bootstrap_servers=bootstrap)
     try:
-        admin.ensure_topics(list(topics))
+        admin.ensure_topics(list(topics), partitions)
     finally:
         admin.close()
+
+
+def ensure_service_topics(bootstrap: str, options: dict[str, Any], partitions: int = 1) -> None:
+    """A service's topics: the events and labels topics with ``partitions`` partitions each (labels keyed
+    by event id land on their event's partition number: the service's label join needs as many label
+    partitions as event partitions), the others with one."""
+    topics = service_topics(options)
+    joined = [options["events_topic"], options["labels_topic"]]
+    ensure_topics(bootstrap, joined, partitions)
+    ensure_topics(bootstrap, [t for t in topics if t not in joined])
 
 
 # -- the verifier ---------------------------------------------------------------------------------------
@@ -434,12 +479,14 @@ class Verdict:
     unasked_learned: list[str]  # learned without a posted label (impossible unless ids are wrong)
     requests_on_topic: int
     distinct_requests: int
+    republished: int  # requests_on_topic - distinct_requests: records of a request already on the topic
     asks_forgotten: list[str]  # events asked on the topic that the final state does not know
     bad_request_ids: int
     dead_letters: dict[str, int]
     decisions: int
     redecided: int  # events with more than one decision record (replays)
     flipped: int  # ... whose records disagree on ask
+    spend: float  # distinct requests / events
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -469,6 +516,8 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
     requests = [
         LabelRequest.model_validate_json(r.value) for r in read_all(bootstrap, options["requests_topic"])
     ]
+    event_ends = read_partitions(bootstrap, options["events_topic"])[1]
+    label_ends = read_partitions(bootstrap, options["labels_topic"])[1]
     asked_events = {r.event_id for r in requests}
     dead = Counter(
         dict(r.headers).get(REASON_HEADER, b"?").decode()
@@ -488,21 +537,26 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
         unasked_learned=sorted(learned - set(posted)),
         requests_on_topic=len(requests),
         distinct_requests=len({r.request_id for r in requests}),
+        republished=len(requests) - len({r.request_id for r in requests}),
         asks_forgotten=sorted(asked_events - known_events(state)),
         bad_request_ids=sum(r.request_id != request_id_for(r.event_id) for r in requests),
         dead_letters=dict(dead),
         decisions=len(decisions),
         redecided=sum(len(v) > 1 for v in decisions.values()),
         flipped=sum(len(set(v)) > 1 for v in decisions.values()),
+        spend=len(asked_events) / events if events else 0.0,
     )
     offsets = state.offsets
-    events_tp = TopicPartition(options["events_topic"], 0)
-    labels_tp = TopicPartition(options["labels_topic"], 0)
     p = verdict.problems
-    if offsets.get(events_tp) != events:
-        p.append(f"the checkpoint covers {offsets.get(events_tp)} of {events} events")
-    if offsets.get(labels_tp) != len(posted):
-        p.append(f"the checkpoint covers {offsets.get(labels_tp)} of {len(posted)} labels")
+    if sum(event_ends.values()) != events:
+        p.append(f"{sum(event_ends.values())} records on the events topic, {events} produced")
+    if sum(label_ends.values()) != len(posted):
+        p.append(f"{sum(label_ends.values())} records on the labels topic, {len(posted)} labels posted")
+    for topic, ends in ((options["events_topic"], event_ends), (options["labels_topic"], label_ends)):
+        for partition, end in sorted(ends.items()):
+            covered = offsets.get(TopicPartition(topic, partition), 0)
+            if covered != end:
+                p.append(f"the checkpoint covers {topic}[{partition}] up to {covered}, its end is {end}")
     if verdict.lost:
         p.append(f"{len(verdict.lost)} posted labels were never learned (e.g. {verdict.lost[:3]})")
     if verdict.learned_twice:
@@ -519,6 +573,8 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
         p.append(f"dead letters: {dict(dead)}")
     if set(decisions) != {f"e{i:07d}" for i in range(events)}:
         p.append(f"{len(decisions)} events in the audit trail, {events} produced")
+    if verdict.flipped:
+        p.append(f"{verdict.flipped} events decided differently by a replay")
     return verdict
 
 

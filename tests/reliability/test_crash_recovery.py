@@ -1,5 +1,7 @@
 """Crash recovery: ``activestream run`` SIGKILLed at random moments while events stream in and a
-simulated annotator answers; nothing lost, nothing learned twice, every ask remembered.
+simulated annotator answers; nothing lost, nothing learned twice, every ask remembered, no decision
+changed by a replay — with one events partition and with four (events spread by key, labels keyed by
+event id on a labels topic with as many partitions).
 
 The kill moments come from a seeded RNG (``SEED``), so a failing run can be replayed; the same harness
 runs longer in ``benchmarks/soak.py --kills N``.
@@ -7,6 +9,7 @@ runs longer in ``benchmarks/soak.py --kills N``.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -17,11 +20,12 @@ from reliability_tools import (
     EventStreamer,
     ServiceProcess,
     committed,
-    ensure_topics,
+    committed_total,
+    ensure_service_topics,
     event_id,
     features_for,
+    read_partitions,
     service_options,
-    service_topics,
     truth_for,
     verify,
     wait_for,
@@ -31,7 +35,6 @@ from activestream.checkpoint import load_checkpoint
 from activestream.config import Settings
 from activestream.messages import REASON_HEADER, Event, Label, LabelRequest, to_json
 from activestream.service import Service
-from activestream.transport.base import TopicPartition
 from activestream.transport.errors import DeliveryError
 from activestream.transport.memory import MemoryBroker
 
@@ -47,18 +50,16 @@ def settle(
     """Wait until the service decided every event and learned every label posted, and the annotator has
     answered every request (twice in a row, a second apart: replays can add requests late)."""
     bootstrap = options["bootstrap_servers"]
-    events_tp = TopicPartition(options["events_topic"], 0)
-    labels_tp = TopicPartition(options["labels_topic"], 0)
     quiet = []
 
     def done() -> bool:
         service.check_alive()
         offsets = committed(bootstrap, options["group_id"])
         ok = (
-            offsets.get(events_tp) == events
+            committed_total(offsets, options["events_topic"]) == events
             and annotator.caught_up
             and annotator.waiting == 0
-            and offsets.get(labels_tp, 0) == len(annotator.stats.posted)
+            and committed_total(offsets, options["labels_topic"]) == len(annotator.stats.posted)
         )
         quiet.append(ok)
         return len(quiet) >= 2 and quiet[-1] and quiet[-2]
@@ -75,11 +76,12 @@ def settle(
 
 
 @pytest.mark.broker
-def test_random_sigkills_lose_no_label_and_learn_none_twice(broker, unique_name, tmp_path):
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_random_sigkills_lose_no_label_and_learn_none_twice(broker, unique_name, tmp_path, partitions):
     rng = random.Random(SEED)
     bootstrap = broker.bootstrap_servers
     options = service_options(bootstrap, unique_name, tmp_path / "state.ckpt", budget=0.2)
-    ensure_topics(bootstrap, service_topics(options))
+    ensure_service_topics(bootstrap, options, partitions)
     streamer = EventStreamer(bootstrap, options["events_topic"], rate_per_s=150, seed=SEED)
     annotator = Annotator(bootstrap, options["requests_topic"], options["labels_topic"], seed=SEED)
     service = ServiceProcess(options, tmp_path / "service.log")
@@ -110,11 +112,17 @@ def test_random_sigkills_lose_no_label_and_learn_none_twice(broker, unique_name,
         annotator.stop_event.set()
     assert stats.bad_ids == []
     verdict = verify(bootstrap, options, stats.posted, events)
-    print(f"kills: {kills}; verdict: {verdict.as_dict()}")
+    print(f"{partitions} partition(s); kills: {kills}; verdict: {verdict.as_dict()}")
     assert len(kills) == KILLS
     assert verdict.labels_posted > 100 and verdict.events > 1000
+    # The stream went over every partition (events keyed by id), and so did the labels (keyed alike).
+    for topic in (options["events_topic"], options["labels_topic"]):
+        ends = read_partitions(bootstrap, topic)[1]
+        assert len(ends) == partitions and all(ends.values()), (topic, ends)
     assert verdict.problems == [], verdict.as_dict()
     assert load_checkpoint(options["checkpoint_path"]).model_version == len(stats.posted)
+    # Decided once: the budget holds through the kills (the policy's window paces ~1/(2w) above B).
+    assert abs(verdict.spend - 0.2) <= 0.005, verdict.as_dict()
 
 
 # -- the same on the in-memory transport: deterministic, no broker ----------------------------------------
@@ -204,7 +212,9 @@ def test_a_replay_with_a_model_dependent_policy_forgets_no_ask(tmp_path, seed, s
     labels in another order (labels for those events are held back until they are replayed), so some asks
     come out as discards. The requests were published before the crash, though, and annotators answer
     them: none of those labels may be lost."""
-    run = MemoryRun(tmp_path, seed, measure=strategy[0], policy=strategy[1], model="logreg")
+    run = MemoryRun(
+        tmp_path, seed, measure=strategy[0], policy=strategy[1], model="logreg", decisions_topic="decisions"
+    )
     run.events(300)
     run.answer()
     run.now += 10_000
@@ -226,3 +236,62 @@ def test_a_replay_with_a_model_dependent_policy_forgets_no_ask(tmp_path, seed, s
         for m in run.broker.messages(run.settings.requests_topic)
     }
     assert all(state.pending.knows_event(e) for e in asked)
+    # Decided once: every event's audit records agree, and each request went out once (the crashed
+    # batch's were never delivered, so they went out at the restart).
+    records: dict[str, set[bool]] = {}
+    for m in run.broker.messages("decisions"):
+        records.setdefault(json.loads(m.value)["event_id"], set()).add(json.loads(m.value)["ask"])
+    assert len(records) == run.sent and all(len(asks) == 1 for asks in records.values())
+    ids = Counter(
+        LabelRequest.model_validate_json(m.value).request_id for m in run.broker.messages("label-requests")
+    )
+    assert max(ids.values()) == 1
+
+
+def test_a_checkpoint_taken_before_the_partitions_come_back_keeps_the_journals_reach(tmp_path):
+    """Crash 1 leaves a journaled batch that was never committed. The restart checkpoints while the group
+    join still waits (the dead member's session), before any partition is assigned, and dies again. The
+    third start must still replay up to where the journal went — not only to the committed offset — so
+    that batch's events get their first decisions, not new ones."""
+    run = MemoryRun(
+        tmp_path, 2, measure="margin", policy="split", model="logreg", decisions_topic="decisions"
+    )
+    s = run.settings
+    run.events(300)
+    run.answer()
+    run.now += 10_000
+    run.events(1)  # checkpoint
+    for _ in range(5):
+        run.events(20)
+        run.answer()
+    for _ in range(40):  # decided and journaled, then the flush fails: nothing of it committed
+        i = run.sent
+        event = Event(id=event_id(i), features=features_for(i, 2))
+        run.producer.produce(s.events_topic, to_json(event), key=event.id.encode())
+        run.sent += 1
+    run.producer.flush(1.0)
+    run.service.producer.fail_flush = True
+    with pytest.raises(DeliveryError):
+        run.service.run()
+    zombie = run.broker.consumer(s.group_id)  # the dead process, still in the group
+    zombie.subscribe([s.events_topic, s.labels_topic])
+    zombie.poll(0.1, 1)
+    second = run.new_service()
+    second.start()
+    run.now += 10_000  # the checkpoint interval passes while the join waits
+    second.run_once()  # no partition yet: a checkpoint, and the journal starts anew
+    assert not second.consumer.assignment()
+    run.broker._groups[s.group_id].members.remove(second.consumer)  # SIGKILLed while joining
+    zombie.close()
+    run.service = run.new_service()
+    run.drain()
+    run.answer()
+    run.now += 10_000
+    run.events(1)
+    run.answer()
+    records: dict[str, list[bool]] = {}
+    for m in run.broker.messages("decisions"):
+        records.setdefault(json.loads(m.value)["event_id"], []).append(json.loads(m.value)["ask"])
+    assert len(records) == run.sent
+    assert [e for e, asks in records.items() if len(asks) > 1] == [], "decided again after the replay"
+    assert run.dead_letters() == Counter({"undecodable": 1}) or run.dead_letters() == Counter()
