@@ -310,3 +310,19 @@ def test_the_demo_without_its_extra_names_the_install_command(monkeypatch, capsy
     assert cli.main(["demo", "--events", "10"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'activestream[demo]'" in err
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("transport", ["kafka-python", "confluent"])
+def test_a_missing_topic_is_one_line_when_topics_are_not_created(broker, workdir, transport):
+    """With ``ACTIVESTREAM_CREATE_TOPICS=false`` a topic that does not exist (a typo in a topic variable)
+    is named at start, in one line, instead of a service waiting for records that never come."""
+    env = {
+        "ACTIVESTREAM_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "ACTIVESTREAM_CREATE_TOPICS": "false",
+        "ACTIVESTREAM_EVENTS_TOPIC": f"no-such-events-{transport}",
+        "ACTIVESTREAM_TRANSPORT": transport,
+        "ACTIVESTREAM_METRICS_PORT": "0",
+    }
+    line = _assert_one_line(_run(["run"], env, workdir), "no-such-events")
+    assert "ACTIVESTREAM_CREATE_TOPICS=true" in line

@@ -10,13 +10,14 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, Final
 
 from activestream.config import ConfigError, Settings, env_var, load_settings
 from activestream.http import HttpServer
-from activestream.service import Service
+from activestream.service import Service, service_topics
 
 __all__ = [
     "CLIENT_LOGGERS",
@@ -126,9 +127,10 @@ class BrokerUnreachable(ConfigError):
     """The broker did not answer at start: the message names the address and the variable that sets it."""
 
 
-def check_broker(settings: Settings) -> None:
+def check_broker(settings: Settings, topics: Sequence[str] = ()) -> None:
     """Pre-flight: one metadata request through the configured transport's admin client, bounded by
-    ``startup_timeout_seconds``; ``BrokerUnreachable`` when it gets no answer.
+    ``startup_timeout_seconds``; ``BrokerUnreachable`` when it gets no answer, ``ConfigError`` naming
+    those of ``topics`` that do not exist (the topics a start that creates none needs).
 
     Without it, kafka-python retried for ~35 s and librdkafka for longer, printing hundreds of
     connection errors and no hint of the variable to check.
@@ -143,6 +145,7 @@ def check_broker(settings: Settings) -> None:
         )
         try:
             reachable = admin.is_reachable(timeout_s)
+            missing = admin.missing_topics(topics) if reachable and topics else []
         finally:
             admin.close()
     except BaseException:
@@ -159,6 +162,11 @@ def check_broker(settings: Settings) -> None:
             "(host:port, comma-separated) and that the broker is up"
         )
     _restore_levels(quiet)
+    if missing:
+        raise ConfigError(
+            f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create them, "
+            f"check the ACTIVESTREAM_*_TOPIC names, or set {env_var('create_topics')}=true"
+        )
 
 
 def _silence_clients() -> dict[str, int]:
@@ -211,7 +219,8 @@ def run(settings: Settings | None = None) -> None:
     """Run the service until SIGTERM/SIGINT (``activestream run``); errors propagate to the CLI."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    check_broker(settings)  # first: an unreachable broker is one line, not the configuration and then it
+    # First: an unreachable broker or a missing topic is one line, not the configuration and then it.
+    check_broker(settings, () if settings.create_topics else service_topics(settings))
     log_configuration(settings)
     service = build_service(settings)
     server = HttpServer(

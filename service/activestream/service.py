@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 from activestream import __version__
-from activestream.config import Settings
+from activestream.config import ConfigError, Settings, env_var
 from activestream.deadletters import DeadLetterGuard, DeadLetterLimitExceeded, DeadLetters
 from activestream.engine import DEFER, Engine
 from activestream.engine.deciding import PAUSED
@@ -49,12 +49,19 @@ from activestream.persistence import Persistence
 from activestream.transport.base import Admin, Consumer, Message, Producer, TopicPartition
 from activestream.transport.errors import BrokerUnavailable, TransportError
 
-__all__ = ["PAUSED", "DeadLetterGuard", "DeadLetterLimitExceeded", "Service"]
+__all__ = ["PAUSED", "DeadLetterGuard", "DeadLetterLimitExceeded", "Service", "service_topics"]
 
 log = logging.getLogger(__name__)
 
 # The broker check must not hold the loop up for long: it runs on the loop's thread.
 _REACHABILITY_TIMEOUT_S: Final = 2.0
+
+
+def service_topics(settings: Settings) -> list[str]:
+    """The topics the service reads and writes (the decisions topic when it is set)."""
+    s = settings
+    names = (s.events_topic, s.labels_topic, s.requests_topic, s.dead_letter_topic, s.decisions_topic)
+    return [topic for topic in names if topic]
 
 
 def _wall_clock_ms() -> int:
@@ -148,15 +155,14 @@ class Service:
         self._started = True
         self._restore()
         s = self.settings
+        topics = service_topics(s)
         if self.admin is not None and s.create_topics:
-            topics = (
-                s.events_topic,
-                s.labels_topic,
-                s.requests_topic,
-                s.dead_letter_topic,
-                s.decisions_topic,
+            self.admin.ensure_topics(topics)
+        elif self.admin is not None and (missing := self.admin.missing_topics(topics)):
+            raise ConfigError(
+                f"topic(s) {', '.join(missing)} do not exist on {s.bootstrap_servers}: create them, check "
+                f"the ACTIVESTREAM_*_TOPIC names, or set {env_var('create_topics')}=true"
             )
-            self.admin.ensure_topics([topic for topic in topics if topic])
         self.consumer.subscribe(
             list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )

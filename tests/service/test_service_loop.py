@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from river import base, naive_bayes
 
 from activestream.checkpoint import CheckpointError, load_checkpoint
-from activestream.config import Settings
+from activestream.config import ConfigError, Settings
 from activestream.decide.policies import Split
 from activestream.learner import ActiveLearner
 from activestream.messages import DecisionRecord, LabelRequest, request_id_for
@@ -365,6 +365,12 @@ def test_a_label_the_model_cannot_learn_leaves_its_request_open(harness):
     drain(service)
     assert len(harness.dead_letters()) == 1 and service.model_version == 1  # the correct one is learned
     assert request.request_id not in service.pending
+
+
+def test_a_missing_topic_stops_the_start_when_topics_are_not_created(tmp_path):
+    harness = Harness(tmp_path, create_topics=False, events_topic="typo-events")
+    with pytest.raises(ConfigError, match=r"typo-events.*ACTIVESTREAM_CREATE_TOPICS=true"):
+        harness.service(learner()).start()
 
 
 def test_the_dead_letter_ratio_limit(tmp_path):

@@ -114,6 +114,10 @@ class Admin(abc.ABC):
         """Create the topics that do not exist yet; existing ones are left as they are."""
 
     @abc.abstractmethod
+    def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        """The topics of ``topics`` that do not exist (in order), for a start that must not create them."""
+
+    @abc.abstractmethod
     def is_reachable(self, timeout_s: float) -> bool: ...
 
     @abc.abstractmethod

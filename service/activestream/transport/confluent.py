@@ -926,6 +926,11 @@ class ConfluentAdminAdapter(FromSettings, Admin):
                 raise BrokerUnavailable(f"ensuring topics: {topics} not ready in time")
             time.sleep(0.05)
 
+    def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        with _translated("listing topics"):
+            existing = set(self._client().list_topics(timeout=self._request_timeout_s).topics)
+        return [topic for topic in dict.fromkeys(topics) if topic not in existing]
+
     def is_reachable(self, timeout_s: float) -> bool:
         """True when the broker answered a metadata request within ``timeout_s``."""
         admin = self._admin

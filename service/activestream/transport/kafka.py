@@ -616,6 +616,11 @@ class KafkaAdminAdapter(FromSettings, Admin):
             admin.wait_for_topics(missing, timeout_ms=self._request_timeout_ms)
         log.info("created topics %s (%d partitions)", missing, partitions)
 
+    def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        with _translated("listing topics"):
+            existing = set(self._client().list_topics())
+        return [topic for topic in dict.fromkeys(topics) if topic not in existing]
+
     def is_reachable(self, timeout_s: float) -> bool:
         """True when the broker answered a metadata request within ``timeout_s``.
 

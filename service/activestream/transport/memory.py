@@ -461,6 +461,11 @@ class MemoryAdmin(Admin):
         for topic in topics:
             self._broker._create_topic(topic, partitions)
 
+    def missing_topics(self, topics: Sequence[str]) -> list[str]:
+        if not self.reachable:
+            raise BrokerUnavailable("memory broker marked unreachable")
+        return [topic for topic in dict.fromkeys(topics) if topic not in self._broker._logs]
+
     def is_reachable(self, timeout_s: float) -> bool:
         return self.reachable
 
