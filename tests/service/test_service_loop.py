@@ -648,7 +648,8 @@ def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
 
     service = harness.service(learner())
     monkeypatch.setattr(app, "build_service", lambda settings: service)
-    monkeypatch.setattr(app, "check_broker", lambda settings, topics=(): None)  # the memory broker needs no pre-flight
+    # The memory broker needs no pre-flight.
+    monkeypatch.setattr(app, "check_broker", lambda settings, topics=(): None)
     root = logging.getLogger()
     saved = root.handlers[:], root.level, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     harness.send_events(range(3))
