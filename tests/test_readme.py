@@ -5,6 +5,7 @@ event and label, every option with its default (docs/configuration.md), every me
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -168,7 +169,10 @@ def test_the_python_example_runs():
 def _make_plan(target: str) -> str:
     """What ``make <target>`` would run on a fresh clone (``-B``: as if nothing were built; ``-n``: run
     nothing)."""
-    done = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, check=True)
+    # Under ``make test`` the environment says this make is nested: it would print "Entering directory".
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    command = ["make", "--no-print-directory", "-n", "-B", target]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return done.stdout
 
 
