@@ -142,20 +142,24 @@ class Decider:
             return []
         if self.replay and any(isinstance(e, Event) and e.id in self.replay for e in parsed):
             return [self.on_event(m, now_ms, e) for m, e in zip(messages, parsed, strict=True)]
-        known = any(isinstance(e, Event) and self._known(e.id) for e in parsed)
+        # One look-up per event (the hot path). Asked once here, it stays right for the whole segment when
+        # the batched path runs: the segment's ids are distinct, so deciding one event cannot make another
+        # known, and nothing is forgotten (no window, no eviction) unless ``may_forget``, where a known id
+        # sends every event through ``on_event`` instead.
+        known = [isinstance(e, Event) and self._known(e.id) for e in parsed]
         may_forget = (
             self.batch is not None or len(self.state.pending) + len(messages) > self.settings.pending_max
         )
-        if known and may_forget:
+        if any(known) and may_forget:
             # An earlier event's ask may evict from a full pending store (which then forgets old event ids)
             # or close a batch window (releasing held ids): the duplicate check must follow each event.
             return [self.on_event(m, now_ms, e) for m, e in zip(messages, parsed, strict=True)]
-        fresh = [e for e in parsed if isinstance(e, Event) and not self._known(e.id)]
+        fresh = [e for e, seen in zip(parsed, known, strict=True) if isinstance(e, Event) and not seen]
         decisions = iter(self._decide_run(fresh))
         outcomes = dict.fromkeys(("asked", "discarded", "invalid"), 0)
         results: list[Rejection | None] = []
-        for message, event in zip(messages, parsed, strict=True):
-            if isinstance(event, Event) and self._known(event.id):
+        for message, event, seen in zip(messages, parsed, known, strict=True):
+            if seen:
                 event = _DUPLICATE
             result = event if isinstance(event, Rejection) else next(decisions)
             if isinstance(result, Rejection):
