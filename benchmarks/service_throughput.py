@@ -655,7 +655,7 @@ def decision_latency(records: Sequence[tuple[bytes, bytes]], learner: ActiveLear
 
 # -- profile ----------------------------------------------------------------------------------------------
 
-#: What the loop's time is spent on: (label, module path fragment, function name), by cumulative time.
+#: What the loop's time is spent on: (label, module path fragment(s), function name), by cumulative time.
 PROFILE_PARTS = (
     ("poll (kafka-python fetch + Message conversion)", "transport/kafka.py", "poll"),
     ("handle events (total)", "activestream/service.py", "_handle"),
@@ -673,7 +673,9 @@ PROFILE_PARTS = (
 
 
 def profile_breakdown(
-    profiler: cProfile.Profile, window_s: float, parts_spec: Sequence[tuple[str, str, str]] = PROFILE_PARTS
+    profiler: cProfile.Profile,
+    window_s: float,
+    parts_spec: Sequence[tuple[str, str | tuple[str, ...], str]] = PROFILE_PARTS,
 ) -> tuple[list[tuple[str, float]], str]:
     stats = pstats.Stats(profiler)
     raw = stats.stats  # type: ignore[attr-defined]
@@ -1106,6 +1108,11 @@ LABEL_REGIMES = {
     "labels at budget rate": 0.0,
 }
 GOAL_RATE = 150_000
+#: The policy modules (one family each) whose ``decide`` the matrix's profile sums up.
+POLICY_MODULES = tuple(
+    f"activestream/decide/{name}.py"
+    for name in ("fixed", "variable_uncertainty", "split", "selective_sampling", "quantile_filter")
+)
 MATRIX_PARTS = (
     ("poll (confluent: fetch, decode, Message objects)", "transport/confluent.py", "poll"),
     ("poll (kafka-python: fetch, decode, Message objects)", "transport/kafka.py", "poll"),
@@ -1118,7 +1125,7 @@ MATRIX_PARTS = (
     ),
     ("  of which scoring", "activestream/batch_scoring.py", "score_batch"),
     ("decide (per event: learner.decide)", "activestream/learner.py", "decide"),
-    ("policy decisions (both paths)", "activestream/decide/policies.py", "decide"),
+    ("policy decisions (both paths)", POLICY_MODULES, "decide"),
     ("conclude: ask or discard, audit, stopping", "activestream/engine/deciding.py", "_conclude"),
     ("  build label request", "activestream/messages.py", "label_request_for"),
     ("  serialise (to_json)", "activestream/messages.py", "to_json"),
