@@ -1114,7 +1114,7 @@ POLICY_MODULES = tuple(
     for name in ("fixed", "variable_uncertainty", "split", "selective_sampling", "quantile_filter")
 )
 MATRIX_PARTS = (
-    ("poll (confluent: fetch, decode, Message objects)", "transport/confluent.py", "poll"),
+    ("poll (confluent: fetch, decode, Message objects)", "transport/confluent/consumer.py", "poll"),
     ("poll (kafka-python: fetch, decode, Message objects)", "transport/kafka.py", "poll"),
     ("parse events (batch: fast path + pydantic fallback)", "activestream/batch_parsing.py", "parse_events"),
     ("parse events (per event: pydantic)", "activestream/messages.py", "parse_event"),

@@ -269,7 +269,7 @@ def test_sasl_ssl_settings_reach_every_client_under_librdkafka_names(monkeypatch
     Recorder.calls = []
     monkeypatch.setattr(confluent.ck, "Consumer", Recorder("Consumer"))
     monkeypatch.setattr(confluent.ck, "Producer", Recorder("Producer"))
-    monkeypatch.setattr(confluent, "AdminClient", Recorder("AdminClient"))
+    monkeypatch.setattr(confluent.admin, "AdminClient", Recorder("AdminClient"))  # where admin.py looks it up
     confluent.ConfluentConsumerAdapter.from_settings(settings)
     confluent.ConfluentProducerAdapter.from_settings(settings)
     confluent.ConfluentAdminAdapter.from_settings(settings)
