@@ -658,7 +658,7 @@ def decision_latency(records: Sequence[tuple[bytes, bytes]], learner: ActiveLear
 #: What the loop's time is spent on: (label, module path fragment(s), function name), by cumulative time.
 PROFILE_PARTS = (
     ("poll (kafka-python fetch + Message conversion)", "transport/kafka.py", "poll"),
-    ("handle events (total)", "activestream/service.py", "_handle"),
+    ("handle events (total)", "activestream/feeding.py", "_handle"),
     ("  parse + validate event (pydantic)", "activestream/messages.py", "parse_event"),
     ("  learner.decide (model + measure + policy)", "activestream/learner.py", "decide"),
     ("  build label request", "activestream/messages.py", "label_request_for"),
@@ -667,8 +667,8 @@ PROFILE_PARTS = (
     ("  pending store add", "activestream/join.py", "add"),
     ("flush (wait for acks)", "transport/kafka.py", "flush"),
     ("commit (OffsetCommit round trip)", "transport/kafka.py", "commit"),
-    ("after batch: metrics, health, lag check", "activestream/service.py", "_after_batch"),
-    ("checkpoint", "activestream/service.py", "_checkpoint"),
+    ("after batch: metrics, health, lag check", "activestream/monitoring.py", "after_batch"),
+    ("checkpoint", "activestream/checkpointing.py", "checkpoint"),
 )
 
 
@@ -1129,13 +1129,13 @@ MATRIX_PARTS = (
     ("conclude: ask or discard, audit, stopping", "activestream/engine/deciding.py", "_conclude"),
     ("  build label request", "activestream/messages.py", "label_request_for"),
     ("  serialise (to_json)", "activestream/messages.py", "to_json"),
-    ("per-message bookkeeping (guard, positions)", "activestream/service.py", "_handled"),
+    ("per-message bookkeeping (guard, positions)", "activestream/feeding.py", "_handled"),
     ("labels: join and learn", "activestream/engine/learning.py", "on_label"),
     ("  learn (both drift arms)", "activestream/engine/learning.py", "_learn"),
     ("journal the step, produce its records", "activestream/service.py", "_publish"),
     ("flush (wait for acks)", "activestream/service.py", "_flush"),
-    ("commit", "activestream/service.py", "_commit"),
-    ("after batch: metrics, health, lag", "activestream/service.py", "_after_batch"),
+    ("commit", "activestream/checkpointing.py", "commit"),
+    ("after batch: metrics, health, lag", "activestream/monitoring.py", "after_batch"),
 )
 
 

@@ -30,38 +30,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable
 
-from activestream import __version__
-from activestream.config import ConfigError, Settings, env_var
+from activestream.checkpointing import Checkpointing
+from activestream.config import Settings
 from activestream.deadletters import DeadLetterGuard, DeadLetterLimitExceeded, DeadLetters
-from activestream.engine import DEFER, Engine
+from activestream.engine import Engine
 from activestream.engine.deciding import PAUSED
 from activestream.engine.step import Record
+from activestream.feeding import Feeder
 from activestream.flushing import flush_patiently
-from activestream.health import BrokerWatch, Health
+from activestream.health import Health
 from activestream.learner import ActiveLearner
-from activestream.messages import Rejection
 from activestream.metrics import Metrics
+from activestream.monitoring import Monitoring
 from activestream.partitions import Partitions
 from activestream.persistence import Persistence
-from activestream.transport.base import Admin, Consumer, Message, Producer, TopicPartition
-from activestream.transport.errors import BrokerUnavailable, TransportError
+from activestream.rebalancing import Rebalancing
+from activestream.startup import announce, prepare_topics, service_topics
+from activestream.transport.base import Admin, Consumer, Producer
+from activestream.transport.errors import BrokerUnavailable
 
 __all__ = ["PAUSED", "DeadLetterGuard", "DeadLetterLimitExceeded", "Service", "service_topics"]
 
 log = logging.getLogger(__name__)
-
-# The broker check must not hold the loop up for long: it runs on the loop's thread.
-_REACHABILITY_TIMEOUT_S: Final = 2.0
-
-
-def service_topics(settings: Settings) -> list[str]:
-    """The topics the service reads and writes (the decisions topic when it is set)."""
-    s = settings
-    names = (s.events_topic, s.labels_topic, s.requests_topic, s.dead_letter_topic, s.decisions_topic)
-    return [topic for topic in names if topic]
 
 
 def _wall_clock_ms() -> int:
@@ -106,30 +98,30 @@ class Service:
         self.engine = Engine(settings, learner=learner, metrics=metrics, timer=timer)
         self.metrics = self.engine.metrics
         self.health = health or Health()
-        # Readiness follows the broker even while the loop is held in a client call (see health.py).
-        self._broker_watch = (
-            BrokerWatch(
-                admin.is_reachable,
-                self.health,
-                settings.health_check_interval_seconds,
-                _REACHABILITY_TIMEOUT_S,
-            )
-            if admin is not None
-            else None
-        )
         self._clock_ms, self._timer = clock_ms, timer
         self._topics = (settings.events_topic, settings.labels_topic)
         self._dead_letters = DeadLetters(producer, settings, self.metrics)
         self._stop = threading.Event()
         self._started = self._closed = False
         self._partitions = Partitions()
-        self._released: set[TopicPartition] = set()  # partitions of held events decided this batch
-        self._dirty = False  # processed messages since the last checkpoint
-        self._uncovered = False  # partitions assigned that no checkpoint covers yet
-        self._consistent = True  # every record produced so far is flushed (false while a batch runs)
-        self._last_checkpoint_ms = 0
-        self._last_health_check_ms: int | None = None
         self._store = Persistence(settings, self.engine)
+        # Where checkpoints and commits stand (dirty, uncovered, consistent), what they may cover.
+        self._checkpoints = Checkpointing(settings, self.engine, consumer, self._partitions, self._store)
+        self._feeder = Feeder(
+            settings, self.engine, self._partitions, self._dead_letters, self._checkpoints, self._end_replay
+        )
+        self._rebalancing = Rebalancing(
+            consumer,
+            self.engine,
+            self._partitions,
+            self._checkpoints,
+            self.health,
+            clock_ms,
+            self._end_replay,
+        )
+        self._monitoring = Monitoring(
+            settings, self.engine, consumer, admin, self._partitions, self.health, timer, self._end_replay
+        )
 
     # -- the engine's state, for the HTTP API and tests --------------------------------------------------
     learner = property(lambda self: self.engine.state.learner, doc="The ``ActiveLearner``.")
@@ -154,27 +146,14 @@ class Service:
             return
         self._started = True
         self._restore()
-        s = self.settings
-        topics = service_topics(s)
-        if self.admin is not None and s.create_topics:
-            self.admin.ensure_topics(topics)
-        elif self.admin is not None and (missing := self.admin.missing_topics(topics)):
-            raise ConfigError(
-                f"topic(s) {', '.join(missing)} do not exist on {s.bootstrap_servers}: create them, check "
-                f"the ACTIVESTREAM_*_TOPIC names, or set {env_var('create_topics')}=true"
-            )
+        prepare_topics(self.admin, self.settings)
+        r = self._rebalancing
         self.consumer.subscribe(
-            list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            list(self._topics), on_assign=r.on_assign, on_revoke=r.on_revoke, on_lost=r.on_lost
         )
-        self._last_checkpoint_ms = self._clock_ms()
-        measure, _, policy = self.learner.strategy.partition("/")
-        self.metrics.build_info(__version__, s.model, measure, policy)
-        arms = self.watch.status()
-        if arms is not None:
-            self.metrics.adaptation(arms.detector)
-        self.metrics.up(True)
-        if self._broker_watch is not None:
-            self._broker_watch.start()
+        self._checkpoints.last_ms = self._clock_ms()
+        announce(self.metrics, self.settings, self.learner, self.watch)
+        self._monitoring.start()
         log.info("service started", extra={"topics": list(self._topics), "strategy": self.learner.strategy})
 
     def run(self) -> None:
@@ -205,8 +184,8 @@ class Service:
         try:
             self.producer.flush(self.settings.flush_timeout_seconds)  # raises: no checkpoint, no commit
             self._store.mark_published()
-            self._checkpoint(self._clock_ms())
-            self._commit(self._partitions.positions.keys() & self._partitions.assigned)
+            self._checkpoints.checkpoint(self._clock_ms())
+            self._checkpoints.commit(self._partitions.positions.keys() & self._partitions.assigned)
         finally:
             self._close()
         log.info("service stopped", extra={"model_version": self.model_version})
@@ -216,9 +195,8 @@ class Service:
             return
         self._closed = True
         self.metrics.up(False)
-        if self._broker_watch is not None:
-            self._broker_watch.stop()
-        self._store.close()
+        self._monitoring.stop()
+        self._checkpoints.close()  # closes the store: a revoke while the consumer closes commits nothing
         for part in (self.consumer, self.producer, self.admin):
             if part is not None:
                 try:
@@ -238,73 +216,20 @@ class Service:
             self._stop.wait(self.settings.poll_timeout_seconds)
             return 0
         started, now_ms = self._timer(), self._clock_ms()
-        self._consistent = False
+        self._checkpoints.consistent = False
         self.engine.tick(now_ms)
-        self._handle(messages, now_ms)
-        touched = {message.topic_partition for message in messages}
-        touched |= {m.topic_partition for m in self.engine.close_window(now_ms)} | self._released
-        self._released = set()
-        touched |= self._retry_deferred(now_ms)
+        touched = self._feeder.feed(messages, now_ms)
         self._publish()
         self._flush()
         self._store.mark_published()
-        self._consistent = True
-        interval_ms = self.settings.checkpoint_interval_seconds * 1000
-        if self._uncovered or self._dead_letters.tripped or now_ms - self._last_checkpoint_ms >= interval_ms:
-            self._checkpoint(now_ms)
-        self._commit(touched)
-        self._after_batch(now_ms, started)
+        self._checkpoints.consistent = True
+        if self._checkpoints.due(now_ms) or self._dead_letters.tripped:
+            self._checkpoints.checkpoint(now_ms)
+        self._checkpoints.commit(touched)
+        self._monitoring.after_batch(now_ms, started)
         if self._dead_letters.tripped is not None:
             raise self._dead_letters.tripped  # committed: a restart moves past what was dead-lettered
         return len(messages)
-
-    def _handle(self, messages: Sequence[Message], now_ms: int) -> None:
-        """Feed the batch to the engine in order: each run of events together, each label alone."""
-        events = self.settings.events_topic
-        start = 0
-        for i, message in enumerate(messages):
-            if message.topic != events:
-                self._handle_events(messages[start:i], now_ms)
-                self._handle_label(message, now_ms)
-                start = i + 1
-        self._handle_events(messages[start:], now_ms)
-
-    def _handle_events(self, run: Sequence[Message], now_ms: int) -> None:
-        if run:
-            for message, rejection in zip(run, self.engine.on_events(run, now_ms), strict=True):
-                self._handled(message, rejection)
-            self._released |= {m.topic_partition for m in self.engine.close_window(now_ms)}
-
-    def _handle_label(self, message: Message, now_ms: int) -> None:
-        deferred = self._partitions.deferred
-        may_defer = self._partitions.replaying and len(deferred) < self.settings.pending_max
-        result = self.engine.on_label(message, now_ms, may_defer=may_defer)
-        if result is DEFER:
-            deferred.append(message)
-            self._handled(message, None)
-        else:
-            assert not isinstance(result, type(DEFER))
-            self._handled(message, result)
-
-    def _handled(self, message: Message, rejection: Rejection | None) -> None:
-        """Dead-letter or count a handled message, and move its partition's position past it."""
-        if rejection is not None:
-            self._dead_letter(message, rejection)
-        else:
-            self._dead_letters.accepted()
-        self._dirty = True
-        if self._partitions.advance(message.topic_partition, message.offset):
-            self._end_replay()
-
-    def _retry_deferred(self, now_ms: int) -> set[TopicPartition]:
-        if not self._partitions.deferred or self._partitions.replaying:
-            return set()
-        deferred, self._partitions.deferred = self._partitions.deferred, []
-        for message in deferred:
-            result = self.engine.on_label(message, now_ms)
-            if isinstance(result, Rejection):  # (it counted as accepted when it was held back)
-                self._dead_letter(message, result)
-        return {message.topic_partition for message in deferred}
 
     def _publish(self) -> None:
         """Journal the batch's step, then produce its records in order."""
@@ -324,116 +249,20 @@ class Service:
             s.flush_timeout_seconds,
             s.health_check_interval_seconds,
             self._stop.is_set,
-            self._waiting,
+            self._monitoring.waiting,
         )
 
-    def _waiting(self) -> None:
-        self.health.beat()
-        self._check_broker()
-
-    def _dead_letter(self, message: Message, rejection: Rejection) -> None:
-        source = self._dead_letters.send(
-            message, rejection, replaying=message.topic_partition in self._partitions.replay_end
-        )
-        if source is not None:
-            self.engine.outbox.dead_letters.append(source)  # journaled: a replay does not repeat it
-
-    # -- offsets, checkpoints, rebalances ---------------------------------------------------------------
-    def _safe_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        """The offsets to commit or checkpoint: never past a held-back label or an event in a batch window."""
-        held = list(self.engine.held())
-        positions = self._partitions.positions
-        return {tp: self._partitions.safe_offset(tp, held) for tp in partitions if tp in positions}  # type: ignore[arg-type]
-
-    def _commit(self, partitions: Iterable[TopicPartition]) -> None:
-        offsets = self._safe_offsets(partitions)
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets)
-        except TransportError as error:  # the checkpoint protects the model; the next commit catches up
-            log.warning("commit failed", extra={"error": str(error)})
-
-    def _checkpoint(self, now_ms: int) -> None:
-        self._last_checkpoint_ms = now_ms  # also after a failure: retry at the next interval, not every batch
-        if not ((self._dirty or self._uncovered) and self._consistent) or self._partitions.deferred:
-            return  # nothing new, records not flushed, or a replay not settled yet: the old one is right
-        offsets = self._safe_offsets(self._partitions.positions)  # held events are replayed
-        if self._store.save(offsets, self._partitions.replay_targets, now_ms):
-            self._dirty = self._uncovered = False
-
+    # -- restore, replay --------------------------------------------------------------------------------
     def _restore(self) -> None:
         """Restore the checkpoint and the journal; produce again what may never have been published."""
-        positions = self._store.restore() or {}
-        recovered = self._store.recover()
-        self._partitions.restore(positions, recovered.ends)
-        self._dead_letters.published_before = recovered.dead_lettered
-        self._produce(recovered.republish)
-        for _ in (r for r in recovered.republish if r.topic == self.settings.requests_topic):
+        republish = self._checkpoints.restore(self._dead_letters)
+        self._produce(republish)
+        for _ in (r for r in republish if r.topic == self.settings.requests_topic):
             self.metrics.label_request()
-        self._dirty = True  # the next checkpoint covers what the journal put back in the pending store
-
-    def _on_assign(self, partitions: set[TopicPartition]) -> None:
-        for tp in partitions - self._partitions.assigned:
-            position = self._partitions.assign(tp, self.consumer.committed(tp))
-            if position is None:
-                # Not covered by our state: it starts at the group's offset, and the next checkpoint must
-                # cover that before a commit goes past it. Otherwise a crash before it would restart at
-                # offsets committed after learning, with a model that never learned.
-                self._uncovered = True
-            else:
-                self.consumer.seek(tp, position)
-        self.health.set_assigned(bool(self._partitions.assigned))
-        log.info("partitions assigned", extra={"partitions": sorted(map(str, partitions))})
-
-    def _on_revoke(self, partitions: set[TopicPartition]) -> None:
-        if self._consistent and not self._closed:
-            self._checkpoint(self._clock_ms())
-            self._commit(partitions)
-        self._forget(partitions)
-        for tp in partitions:
-            self._partitions.positions.pop(tp, None)  # the next owner starts at the offset just committed
-        log.info("partitions revoked", extra={"partitions": sorted(map(str, partitions))})
-
-    def _on_lost(self, partitions: set[TopicPartition]) -> None:
-        # Too late to commit. Positions stay: if they come back, we resume where our state is.
-        self._forget(partitions)
-        log.warning("partitions lost", extra={"partitions": sorted(map(str, partitions))})
-
-    def _forget(self, partitions: set[TopicPartition]) -> None:
-        if self._partitions.forget(partitions, self.engine.held()):  # type: ignore[arg-type]
-            self._end_replay()
-        self.engine.forget(lambda m: m.topic_partition in partitions)  # type: ignore[attr-defined]
-        self.health.set_assigned(bool(self._partitions.assigned))
-        self.metrics.forget_partitions(partitions)
+        self._checkpoints.dirty = True  # the next checkpoint covers what the journal put back as pending
 
     def _end_replay(self) -> None:
         """Every partition is past where it was before the restart: what the journal still holds of
         events and dead letters not seen again will not be (their partitions moved away)."""
         self.engine.end_replay()
         self._dead_letters.published_before.clear()
-
-    # -- bookkeeping ------------------------------------------------------------------------------------
-    def _after_batch(self, now_ms: int, started: float) -> None:
-        self.metrics.batch(self._timer() - started)
-        self.engine.report()
-        self.health.beat()
-        last = self._last_health_check_ms
-        if last is None or now_ms - last >= self.settings.health_check_interval_seconds * 1000:
-            self._last_health_check_ms = now_ms
-            self._check_broker()
-
-    def _check_broker(self) -> None:
-        if self._broker_watch is None:
-            self.health.set_broker_reachable(True)
-        elif not self._broker_watch.check():
-            return
-        try:
-            lags = self.consumer.lag()
-        except TransportError as error:
-            log.debug("lag not measured", extra={"error": str(error)})
-            return
-        self.metrics.lag({tp: lag for tp, lag in lags.items() if tp in self._partitions.assigned})
-        for tp, lag in lags.items():  # at the end of the log: nothing left to replay
-            if lag == 0 and self._partitions.caught_up(tp):
-                self._end_replay()
