@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from activestream.config import ConfigError, Settings, env_var, load_settings
 from activestream.http import HttpServer
+from activestream.ownership import CheckpointLock
 from activestream.service import Service, service_topics
 
 __all__ = [
@@ -219,7 +220,9 @@ def run(settings: Settings | None = None) -> None:
     """Run the service until SIGTERM/SIGINT (``activestream run``); errors propagate to the CLI."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    # First: an unreachable broker or a missing topic is one line, not the configuration and then it.
+    # First: a checkpoint another process writes, an unreachable broker or a missing topic is one line,
+    # not the configuration and then it. The lock is held until the process exits.
+    CheckpointLock.acquire(settings.checkpoint_path)
     check_broker(settings, () if settings.create_topics else service_topics(settings))
     log_configuration(settings)
     service = build_service(settings)

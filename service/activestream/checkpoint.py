@@ -25,10 +25,12 @@ made since it (see there).
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
 import pickle
+import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +94,7 @@ def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
     Raises ``CheckpointError`` (the previous checkpoint is then left intact).
     """
     path = Path(path)
-    temp = path.with_name(f".{path.name}.tmp")
+    temp = temp_path_for(path)
     try:
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), hashlib.sha256(payload).digest())
@@ -109,6 +111,24 @@ def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
         log.error("checkpoint not saved", extra={"path": str(path), "error": repr(error)})
         raise CheckpointError(f"cannot save checkpoint {path}: {error!r}") from error
     return _HEADER.size + len(payload)
+
+
+def temp_path_for(path: Path) -> Path:
+    """A temp file beside ``path``, unique to this write: two writers can never interleave in one file.
+
+    >>> temp_path_for(Path("/data/state.ckpt")).name.startswith(".state.ckpt.")
+    True
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete the temp files left beside ``path`` (and its journal) by writes a crash interrupted; call it
+    only while holding the checkpoint's lock, when no write of this path can be in progress."""
+    stale = sorted(path.parent.glob(f".{glob.escape(path.name)}*.tmp"))
+    for temp in stale:
+        temp.unlink(missing_ok=True)
+    return stale
 
 
 def fsync_directory(directory: Path) -> None:

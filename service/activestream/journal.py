@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from activestream.checkpoint import CheckpointError, fsync_directory
+from activestream.checkpoint import CheckpointError, fsync_directory, temp_path_for
 from activestream.engine.step import Step
 
 __all__ = ["Journal"]
@@ -122,7 +122,7 @@ class Journal:
         """Start the journal of the checkpoint of ``generation`` with ``carried`` steps (atomically:
         temp file, fsync, rename); raises ``CheckpointError``."""
         self.close()
-        temp = self.path.with_name(f".{self.path.name}.tmp")
+        temp = temp_path_for(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(temp, "wb") as file:

@@ -4,6 +4,10 @@ A checkpoint holds the engine's state and the offsets it covers (:mod:`activestr
 journal beside it (:mod:`activestream.journal`) holds every step after it. Each checkpoint starts a new
 journal *generation*, whose number the checkpoint records: a journal of another generation holds nothing
 the checkpoint lacks. Restart = ``restore`` (state and offsets) + ``recover`` (the steps since).
+
+One process writes a checkpoint path: ``Persistence`` holds its lock (:mod:`activestream.ownership`) from
+construction to ``close``, and a second process given the same path is refused with one line. Holding the
+lock, it clears the temp files that crashed writes left beside the checkpoint.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import logging
 import secrets
 from typing import NamedTuple
 
-from activestream.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from activestream.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, save_checkpoint
 from activestream.config import Settings
 from activestream.engine import Engine, Record, Step
 from activestream.journal import Journal
+from activestream.ownership import CheckpointLock
 from activestream.transport.base import TopicPartition
 
 __all__ = ["Persistence", "Recovered"]
@@ -38,6 +43,9 @@ class Persistence:
 
     def __init__(self, settings: Settings, engine: Engine):
         self.path = settings.checkpoint_path
+        self._lock = CheckpointLock.acquire(self.path)  # raises CheckpointInUse
+        for temp in remove_stale_temps(self.path):
+            log.info("removed a temp file a crashed write left", extra={"path": str(temp)})
         self.engine = engine
         self.journal = Journal(Journal.path_for(self.path))
         self._generation = 0
@@ -106,6 +114,7 @@ class Persistence:
 
     def close(self) -> None:
         self.journal.close()
+        self._lock.release()
 
 
 def _triples(offsets: dict[TopicPartition, int]) -> tuple[tuple[str, int, int], ...]:

@@ -32,7 +32,10 @@ from activestream.transport.base import TopicPartition
 
 
 def temp_of(path):
-    return path.with_name(f".{path.name}.tmp")
+    """The temp file a checkpoint write in progress uses (its name is unique to the write)."""
+    journal = f".{path.name}.journal."
+    temps = [t for t in path.parent.glob(f".{path.name}.*.tmp") if not t.name.startswith(journal)]
+    return temps[0] if temps else None
 
 
 @pytest.mark.broker
@@ -61,9 +64,8 @@ def test_sigkill_while_the_checkpoint_is_written_leaves_the_previous_one(broker,
         service.wait_assigned()
         wait_for(lambda: load_checkpoint(checkpoint) is not None, 30, "a first checkpoint")
         # Wait for a write in progress (a checkpoint of several MB), then kill.
-        temp = temp_of(checkpoint)
         deadline = time.monotonic() + 60
-        while not temp.exists():
+        while (temp := temp_of(checkpoint)) is None:
             assert time.monotonic() < deadline, "never saw a checkpoint being written"
             time.sleep(0.0005)
         service.kill()
@@ -96,6 +98,7 @@ def test_sigkill_while_the_checkpoint_is_written_leaves_the_previous_one(broker,
         assert service.terminate() == 0, service.tail()
     finally:
         service.ensure_stopped()
+    assert not temp.exists(), "the restart, holding the lock, removes what the killed write left"
     state = load_checkpoint(checkpoint)
     assert state.offsets[events_tp] == events
     asked = {
