@@ -22,7 +22,11 @@ Methods (``METHODS``):
   (``ALRandom``, also run at 100%: the ceiling of MOA's learners) through capymoa, on MOA's own
   base learners (NaiveBayes for ``gnb``, HoeffdingAdaptiveTree for ``hat``; MOA has no logistic
   regression, so no MOA row for ``logreg``). MOA decides with the label in hand, so with a delay it
-  decides when the label arrives (``field_peers.prequential_offer``).
+  decides when the label arrives (``field_peers.prequential_offer``), free of verification latency;
+  ``moa.VarUncertainty at ask`` is MOA's rule on the same learner deciding when the event arrives, as
+  everyone else does (``field_peers.MoaVarUncertaintyAtAsk``; the same decisions without delay);
+- any other activestream configuration named ``activestream <measure[k=v,...]/policy[k=v,...]>`` on the
+  command line (``--methods``; use ``;`` between keys that contain commas);
 - the fully supervised ceiling (budget 100%: every label), once per stream × learner × delay.
 
 Run from the repository root (``PYTHONPATH=service`` or the package installed with the ``bench`` extra)::
@@ -59,6 +63,7 @@ from field_peers import (
     MOA_BASE,
     MOA_STRATEGIES,
     MoaUncertainty,
+    MoaVarUncertaintyAtAsk,
     RiverActive,
     Supervised,
     prequential_offer,
@@ -177,6 +182,16 @@ def _moa(strategy: str) -> Callable[[Setting], tuple[Any, dict[str, Any]]]:
     return build
 
 
+def _moa_at_ask(s: Setting) -> tuple[Any, dict[str, Any]]:
+    base = MOA_BASE[s.model]
+    return MoaVarUncertaintyAtAsk(base, s.budget, s.classes, s.features, s.seed), {"moa_base": base}
+
+
+#: MOA's VarUncertainty rule deciding when the event arrives (``field_peers.MoaVarUncertaintyAtAsk``): the
+#: same decisions as ``moa.VarUncertainty`` without delay, the only fair MOA row with one.
+MOA_AT_ASK = "moa.VarUncertainty at ask"
+
+
 def _skal(name: str) -> Callable[[Setting], tuple[Any, dict[str, Any]]]:
     if name != "CognitiveDualQueryStrategyFixUn":
         return _skactiveml(name)
@@ -237,13 +252,28 @@ def budgeted_methods() -> list[Method]:
         Method(f"moa.{name}", "moa", _moa(name), learners=tuple(MOA_BASE), offer=True)
         for name in MOA_STRATEGIES
     ]
+    methods.append(Method(MOA_AT_ASK, "moa", _moa_at_ask, learners=tuple(MOA_BASE)))
     return methods
 
 
 METHODS = {m.key: m for m in budgeted_methods()}
 
 
+def register(key: str) -> Method:
+    """Add ``activestream <measure[params]/policy[params]>`` to ``METHODS`` (any configuration, not only
+    ``OURS``), so an experiment needs no edit here.
+
+    >>> register("activestream margin/confidence_split[v=0.2]").family
+    'activestream'
+    """
+    m = activestream_config(key.removeprefix("activestream "))
+    METHODS[key] = Method(key, "activestream", m.build)
+    return METHODS[key]
+
+
 def method_for(key: str, budget: float, info: float | None) -> Method:
+    if key not in METHODS and key.startswith("activestream "):
+        register(key)
     if key == ENTROPY:
         return Method(ENTROPY, "river", _entropy_sampler(float(info or 1.0)))
     if key == CEILING:
@@ -451,6 +481,7 @@ COST_US: dict[str, float] = {
     "moa.RandVarUncertainty": 350,
     "moa.SelSampling": 200,
     "moa.ALRandom": 150,
+    MOA_AT_ASK: 260,
 }
 
 #: Over 500 µs per event: run on a sub-grid (``FULL.restricted``).
@@ -622,7 +653,11 @@ def select(plan: Plan, args: argparse.Namespace) -> Plan:
     methods = plan.methods
     if args.methods:
         # ";" separates keys that contain commas (``density[inner=...,memory=50]/...``).
-        methods = tuple(k.strip() for k in args.methods.split(";" if ";" in args.methods else ","))
+        sep = ";" if ";" in args.methods else ","
+        methods = tuple(k.strip() for k in args.methods.split(sep) if k.strip())
+        for key in methods:
+            if key not in METHODS and key.startswith("activestream "):
+                register(key)
         unknown = set(methods) - set(METHODS)
         if unknown:
             raise SystemExit(f"unknown methods {sorted(unknown)}; known: {list(METHODS)}")

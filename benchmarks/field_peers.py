@@ -10,6 +10,10 @@ Two shapes of stream active learner are compared:
   in hand: ``predict_one(x) -> y_pred`` then ``offer_one(x, y) -> used``. ``prequential_offer`` runs it
   with the same test-then-train protocol, accuracy, kappa and curve as ``prequential``; with a label
   delay the offer (hence MOA's decision) happens when the label would arrive, ``delay`` events later.
+  That decision is made by a model that has already learned every label used before the event: MOA then
+  faces no verification latency, which nobody asking annotators can do. ``MoaVarUncertaintyAtAsk`` ports
+  ``VarUncertainty``'s rule onto the same MOA learner under river's contract, deciding when the event
+  arrives; at delay 0 it makes ``ALUncertainty``'s decisions exactly.
 
 Capymoa and scikit-activeml are imported lazily: only the workers that run their peers start a JVM.
 """
@@ -114,7 +118,6 @@ class MoaUncertainty:
         seed: int,
     ) -> None:
         from capymoa.base import MOAClassifier
-        from capymoa.stream import Schema
         from moa.classifiers.active import ALRandom, ALUncertainty
 
         if strategy not in MOA_STRATEGIES:
@@ -122,12 +125,7 @@ class MoaUncertainty:
         self.features = list(features)
         self.index = {c: i for i, c in enumerate(classes)}
         self.classes = list(classes)
-        self.schema = Schema.from_custom(
-            features=[*self.features, "class_label"],
-            target="class_label",
-            categories={"class_label": [str(i) for i in range(len(self.classes))]},
-            name="field",
-        )
+        self.schema = _moa_schema(self.features, len(self.classes))
         if strategy == "ALRandom":
             learner = ALRandom()
             learner.getOptions().setViaCLIString(f"-l {base} -b (FixedBM -b {budget})")
@@ -140,7 +138,7 @@ class MoaUncertainty:
         self.classifier = MOAClassifier(learner, schema=self.schema, random_seed=seed)
 
     def _row(self, x: dict[str, Any]) -> np.ndarray:
-        return np.fromiter((float(x[f]) for f in self.features), float, len(self.features))
+        return _moa_row(self.features, x)
 
     def predict_one(self, x: dict[str, Any]) -> Any:
         from capymoa.core import Instance
@@ -159,6 +157,91 @@ class MoaUncertainty:
         before = int(self.java.costLabeling)
         self.classifier.train(instance)
         return int(self.java.costLabeling) > before
+
+
+class MoaVarUncertaintyAtAsk:
+    """MOA's ``VarUncertainty`` deciding when the event arrives, on MOA's own learner (river's contract).
+
+    ``ALUncertainty`` decides inside ``trainOnInstance``, with the label in hand; under a label delay
+    ``prequential_offer`` therefore lets it decide ``delay`` events after the event, with a model that
+    has learned every label used before it. This is ``ALUncertainty``'s budget check and ``labelVar``
+    ported line by line (MOA's ``moa/classifiers/active/ALUncertainty.java``): the running ratio of labels
+    used to events, and while it is below the budget, use the label when the normalised maximum posterior
+    is below the threshold ``θ`` (starting at 1), then ``θ ← θ·(1−s)``, else ``θ ← θ·(1+s)``. It decides in
+    ``predict_one``, when the event arrives, and ``activestream.evaluate.prequential`` hands it the label
+    ``delay`` events later, as it does for activestream and every other river-contract peer. At delay 0 it
+    makes the same decisions as ``ALUncertainty`` (``tests/benchmarks/test_field_benchmark.py``).
+    """
+
+    def __init__(
+        self,
+        base: str,
+        budget: float,
+        classes: Sequence[Any],
+        features: Sequence[str],
+        seed: int,
+        step: float = 0.01,
+    ) -> None:
+        from capymoa.base import MOAClassifier
+        from moa.classifiers import Classifier
+        from moa.options import ClassOption
+
+        self.features = list(features)
+        self.index = {c: i for i, c in enumerate(classes)}
+        self.classes = list(classes)
+        self.schema = _moa_schema(self.features, len(self.classes))
+        learner = ClassOption.cliStringToObject(base.strip("()"), Classifier, None)
+        learner.prepareForUse()
+        self.java = learner
+        self.classifier = MOAClassifier(learner, schema=self.schema, random_seed=seed)
+        self.budget, self.step = budget, step
+        self.threshold = 1.0
+        self.events = self.used = 0
+
+    def _max_posterior(self, instance: Any) -> float:
+        # ALUncertainty.getMaxPosterior: normalise the votes when they sum to more than 0.
+        votes = np.asarray(self.java.getVotesForInstance(instance.java_instance), dtype=float)
+        if len(votes) <= 1:
+            return 0.0
+        total = votes.sum()
+        return float(votes.max() / total) if total > 0 else float(votes.max())
+
+    def predict_one(self, x: dict[str, Any]) -> tuple[Any, bool]:
+        from capymoa.core import Instance
+
+        instance = Instance.from_array(self.schema, _moa_row(self.features, x))
+        index = self.classifier.predict(instance)
+        y_pred = None if index is None else self.classes[int(index)]
+        self.events += 1
+        if self.used / self.events >= self.budget:  # costNow < budget, or no decision at all
+            return y_pred, False
+        if self._max_posterior(instance) < self.threshold:
+            self.threshold *= 1 - self.step
+            self.used += 1
+            return y_pred, True
+        self.threshold *= 1 + self.step
+        return y_pred, False
+
+    def learn_one(self, x: dict[str, Any], y: Any) -> None:
+        from capymoa.core import LabeledInstance
+
+        row = _moa_row(self.features, x)
+        self.classifier.train(LabeledInstance.from_array(self.schema, row, self.index[y]))
+
+
+def _moa_schema(features: Sequence[str], n_classes: int) -> Any:
+    from capymoa.stream import Schema
+
+    return Schema.from_custom(
+        features=[*features, "class_label"],
+        target="class_label",
+        categories={"class_label": [str(i) for i in range(n_classes)]},
+        name="field",
+    )
+
+
+def _moa_row(features: Sequence[str], x: dict[str, Any]) -> np.ndarray:
+    return np.fromiter((float(x[f]) for f in features), float, len(features))
 
 
 def prequential_offer(

@@ -42,6 +42,15 @@ from field_report import machine_info
 Cells = dict[tuple[str, str, int, float], Record]
 
 
+def ordered(methods: set[str]) -> list[str]:
+    """``methods`` in the order of ``METHODS``, then the configurations an experiment added, by name.
+
+    >>> ordered({"activestream margin/confidence_split[v=0.2]", "random", "activestream default"})
+    ['activestream default', 'random', 'activestream margin/confidence_split[v=0.2]']
+    """
+    return [m for m in METHODS if m in methods] + sorted(methods - set(METHODS))
+
+
 def baseline_of(method: str) -> str:
     """The random sampling ``method`` is measured against: MOA's own for MOA's strategies.
 
@@ -106,7 +115,7 @@ def seed_rows(
     (0.25, 0.1, 0.1)
     """
     per_seed = {seed: by_method(records) for seed, records in seeds.items()}
-    methods = [m for m in METHODS if any(m in runs for runs in per_seed.values())]
+    methods = ordered({m for runs in per_seed.values() for m in runs})
     rows = []
     for method in methods:
         base = baseline_of(method)
@@ -235,7 +244,7 @@ def report(
 ) -> str:
     every = seed_rows(seeds)
     rows = [r for r in every if len(r.seed_means) > 1]  # one seed has no spread: field.md has those
-    single = sorted({r.method for r in every} - {r.method for r in rows}, key=list(METHODS).index)
+    single = ordered({r.method for r in every} - {r.method for r in rows})
     info = machine_info([], git_commit(), args.load)
     sources_text = "; ".join(f"seed {s}: {', '.join(f'`{p.name}`' for p in ps)}" for s, ps in sources.items())
     lines = [

@@ -81,6 +81,41 @@ def test_every_kind_of_peer_end_to_end(tmp_path: Path) -> None:
     assert float(by_method["moa.VarUncertainty", "0"]["labels_fraction"]) <= 0.1 + 1 / 300
 
 
+#: Run in a subprocess: MOA's learners at delay 0 through ALUncertainty (deciding with the label in hand)
+#: and through the port deciding when the event arrives; every line must agree.
+_AT_ASK_SCRIPT = """
+import sys
+from field import load_stream
+from field_peers import MOA_BASE, MoaUncertainty, MoaVarUncertaintyAtAsk, prequential_offer
+from activestream.evaluate import prequential
+for stream, n in (("sea_abrupt", 1500), ("image_segments", 800)):
+    data = load_stream(stream, n, 1)
+    classes, features = tuple(sorted({y for _, y in data}, key=repr)), tuple(sorted(data[0][0]))
+    for learner in ("gnb", "hat"):
+        for budget in (0.05, 0.2):
+            moa = MoaUncertainty("VarUncertainty", MOA_BASE[learner], budget, classes, features, 1)
+            ours = MoaVarUncertaintyAtAsk(MOA_BASE[learner], budget, classes, features, 1)
+            a, b = prequential_offer(moa, data), prequential(ours, data)
+            print(stream, learner, budget, a.labels_used, b.labels_used, a.accuracy, b.accuracy)
+"""
+
+
+def test_moa_var_uncertainty_at_ask_makes_aluncertainty_s_decisions_without_delay() -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "service"), str(REPO / "benchmarks")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _AT_ASK_SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert len(lines) == 8
+    for stream, learner, budget, labels_moa, labels_port, acc_moa, acc_port in lines:
+        assert (labels_moa, acc_moa) == (labels_port, acc_port), (stream, learner, budget)
+        assert int(labels_moa) > 0
+
+
 def test_a_broken_peer_fails_the_run(tmp_path: Path) -> None:
     cmd = [sys.executable, str(REPO / "benchmarks" / "field.py"), "--quick", "--jobs", "1"]
     cmd += ["--streams", "sea_abrupt", "--n", "100", "--methods", "no.such.method", "--out", str(tmp_path)]

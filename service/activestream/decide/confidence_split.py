@@ -79,6 +79,12 @@ class ConfidenceSplit(_BudgetedPolicy):
         Adjusting step ``s`` in ``(0, 1)`` of the confidence threshold.
     pacing_asks
         The budget estimator's window, in asks at the budget: ``max(1000, pacing_asks / budget)`` events.
+    floor
+        The scale the threshold walks on, ``q = floor + (1 − floor)·c`` in ``[floor, 1]``; an event qualifies
+        when ``q < τ``. With ``0`` (the default) the steps are multiplicative on the confidence itself; with
+        ``0.5``, ``q = (1 + c)/2`` is the maximum posterior of a two-class model, MOA's scale, whose steps
+        are about ``2·s`` in confidence wherever the threshold is (coarser near the boundary). Measured
+        within noise of ``0`` over the field grid (``docs/strategies.md``).
     seed
         Seed of the policy's random generator.
     budget_window
@@ -104,6 +110,14 @@ class ConfidenceSplit(_BudgetedPolicy):
     >>> asks + 1  # 10% of the first 1,000 events, although every score says "confident"
     101
 
+    On MOA's scale (``floor=0.5``) a threshold ``τ = 0.8`` on the maximum posterior asks when the
+    confidence is below 0.6, the score above 0.4:
+
+    >>> moa = ConfidenceSplit(budget=1.0, v=0.0, floor=0.5)
+    >>> moa.tau = 0.8
+    >>> round(moa.threshold, 6), moa.decide(0.45).ask, moa.decide(0.3).ask
+    (0.4, True, False)
+
     Every verdict carries its ask probability:
 
     >>> verdict = policy.decide(0.9)
@@ -121,6 +135,7 @@ class ConfidenceSplit(_BudgetedPolicy):
         v: float = 0.1,
         step: float = 0.01,
         pacing_asks: float = 1000.0,
+        floor: float = 0.0,
         seed: int | None = None,
         budget_window: int | None = None,
     ) -> None:
@@ -130,7 +145,9 @@ class ConfidenceSplit(_BudgetedPolicy):
         super().__init__(budget, seed=seed, budget_window=window)
         self.v = _check_fraction(v, "v", low_open=False, high_open=True)
         self.step = _check_fraction(step, "step", high_open=True)
-        #: The confidence threshold ``τ``: an event qualifies when ``1 − score < τ`` (or ``τ`` is 1).
+        self.floor = _check_fraction(floor, "floor", low_open=False, high_open=True)
+        #: The threshold ``τ`` on ``q = floor + (1 − floor)·(1 − score)``: an event qualifies when ``q < τ``
+        #: (or ``τ`` is 1).
         self.tau = 1.0
         #: Whether the last event went to the random part (whether or not it was asked).
         self.last_was_random = False
@@ -139,11 +156,15 @@ class ConfidenceSplit(_BudgetedPolicy):
     @property
     def threshold(self) -> float:
         """The threshold on the score equivalent to ``τ`` (``0`` while every event qualifies)."""
-        return 0.0 if self.tau >= 1.0 else 1.0 - self.tau
+        if self.tau >= 1.0:
+            return 0.0
+        return min(1.0, max(0.0, 1.0 - (self.tau - self.floor) / (1.0 - self.floor)))
 
     @property
     def params(self) -> dict[str, float | int]:
         params: dict[str, float | int] = {"v": self.v, "step": self.step, "pacing_asks": self.pacing_asks}
+        if self.floor:
+            params["floor"] = self.floor
         if self._explicit_window:
             params["budget_window"] = self.estimator.window
         return params
@@ -170,4 +191,4 @@ class ConfidenceSplit(_BudgetedPolicy):
     def _qualifies(self, score: float) -> bool:
         # At its cap every event qualifies, including one the model is certain of (a pure tree leaf
         # scores exactly 0): certain is not right, and the budget, not the score, then paces the asks.
-        return self.tau >= 1.0 or 1.0 - score < self.tau
+        return self.tau >= 1.0 or self.floor + (1.0 - self.floor) * (1.0 - score) < self.tau
