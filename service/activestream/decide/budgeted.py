@@ -37,6 +37,7 @@ def check_positive(value: float, what: str, *, zero_ok: bool = False) -> float:
 
 
 def check_score(score: float) -> None:
+    """Raise ``ValueError`` unless ``score`` is an informativeness in ``[0, 1]``."""
     # Fail loudly: a NaN would silently never be asked and would corrupt sorted score windows.
     if not 0.0 <= score <= 1.0:
         raise ValueError(f"score must be an informativeness in [0, 1], got {score!r}")
@@ -77,7 +78,8 @@ class BudgetedPolicy(Policy):
 
     def _random_ask(self) -> bool:
         """The random part of a Split: ask with probability ``budget``, whatever the score and the room
-        (see :class:`Split` for why it is not gated), counted by the estimator all the same."""
+        (see :class:`~activestream.decide.split.Split` for why it is not gated), counted by the estimator
+        all the same."""
         ask = self._rng.random() < self.budget
         self.estimator.record(ask)
         return ask

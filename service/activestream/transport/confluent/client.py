@@ -70,6 +70,8 @@ def client_config(
     kafka_options: Mapping[str, Any] | None,
     **config: Any,
 ) -> dict[str, Any]:
+    """A client's librdkafka properties: the common ones, then ``config``, the security mapping and
+    ``kafka_options`` (each later one wins)."""
     merged: dict[str, Any] = {
         "bootstrap.servers": ",".join(bootstrap_list(bootstrap_servers)),
         "client.id": client_id,

@@ -35,6 +35,7 @@ _UNAVAILABLE: Final = frozenset(
 
 
 def error_of(exc: BaseException) -> KafkaError | None:
+    """The ``KafkaError`` a ``KafkaException`` carries, if any."""
     arg = exc.args[0] if exc.args else None
     return arg if isinstance(arg, KafkaError) else None
 
@@ -55,6 +56,7 @@ def translate_error(error: KafkaError, action: str) -> Exception:
 
 
 def translate(exc: KafkaException, action: str) -> Exception:
+    """``translate_error`` of the error ``exc`` carries (``TransportError`` when it carries none)."""
     error = error_of(exc)
     if error is None:
         return TransportError(f"{action}: {exc}")
@@ -63,6 +65,7 @@ def translate(exc: KafkaException, action: str) -> Exception:
 
 @contextlib.contextmanager
 def translating(action: str) -> Iterator[None]:
+    """Raise a ``KafkaException`` of the block as the transport's exception, naming ``action``."""
     try:
         yield
     except KafkaException as exc:

@@ -15,10 +15,12 @@ OFFSET_INVALID: Final = ck.OFFSET_INVALID
 
 
 def ck_partition(tp: TopicPartition, offset: int = OFFSET_INVALID) -> CkTopicPartition:
+    """The contract's partition as librdkafka's (at ``offset``; by default none)."""
     return CkTopicPartition(tp.topic, tp.partition, offset)
 
 
 def our_partition(tp: CkTopicPartition) -> TopicPartition:
+    """librdkafka's partition as the contract's (its offset dropped)."""
     return TopicPartition(tp.topic, tp.partition)
 
 
