@@ -43,7 +43,7 @@ class Checkpointing:
         self.dirty = False  # processed messages since the last checkpoint
         self.uncovered = False  # partitions assigned that no checkpoint covers yet
         self.consistent = True  # every record produced so far is flushed (false while a batch runs)
-        self.closed = False  # the store is closed: a revoke neither checkpoints nor commits any more
+        self.closed = False  # the loop is closing: a revoke neither checkpoints nor commits any more
         self.last_ms = 0
 
     def due(self, now_ms: int) -> bool:
@@ -82,7 +82,3 @@ class Checkpointing:
         self._partitions.restore(positions, recovered.ends)
         dead_letters.published_before = recovered.dead_lettered
         return recovered.republish
-
-    def close(self) -> None:
-        self.closed = True
-        self._store.close()

@@ -193,10 +193,10 @@ class Service:
     def _close(self) -> None:
         if self._closed:
             return
-        self._closed = True
+        self._closed = self._checkpoints.closed = True  # a revoke while the consumer closes commits nothing
         self.metrics.up(False)
         self._monitoring.stop()
-        self._checkpoints.close()  # closes the store: a revoke while the consumer closes commits nothing
+        self._store.close()
         for part in (self.consumer, self.producer, self.admin):
             if part is not None:
                 try:
