@@ -60,6 +60,7 @@ class Checkpointing:
         offsets = self.safe_offsets(partitions)
         if not offsets:
             return
+        self._store.sync()  # raises CheckpointError: nothing committed past what the journal holds
         try:
             self._consumer.commit(offsets)
         except TransportError as error:  # the checkpoint protects the model; the next commit catches up

@@ -15,8 +15,9 @@ the checkpoint lacks: ignored.
 
 Durability: a step with asks is fsynced before its requests go out (annotators must never hold a request
 the service forgot, even after a power loss); a step of discards and learnings only is written to the
-operating system, which keeps it through a crash of the process — a power loss may lose it, and the
-events are then decided again (nothing of them was asked).
+operating system, which keeps it through a crash of the process, and fsynced (``sync``) before the loop
+commits offsets past it: the journal then always reaches the group's committed offsets, so a committed
+offset beyond it can only be another replica's (``activestream.partitions``).
 
 >>> import tempfile
 >>> from activestream.engine.step import Record, Step
@@ -63,6 +64,7 @@ class Journal:
         self.path = Path(path)
         self._file: BinaryIO | None = None
         self._unpublished = False
+        self._unsynced = False  # steps written but not fsynced
 
     @staticmethod
     def path_for(checkpoint_path: str | Path) -> Path:
@@ -107,6 +109,17 @@ class Journal:
             self._write(_frame(_PUBLISHED), sync=False)  # lost: only republished, with the same ids
             self._unpublished = False
 
+    def sync(self) -> None:
+        """Make every step appended so far durable (before the loop commits past them: after a power loss
+        the journal must still reach the committed offsets, or the restart would take them for another
+        replica's); raises ``CheckpointError``."""
+        if self._unsynced and self._file is not None:
+            try:
+                os.fsync(self._file.fileno())
+            except Exception as error:
+                raise CheckpointError(f"cannot sync the journal {self.path}: {error!r}") from error
+            self._unsynced = False
+
     def _write(self, frame: bytes, *, sync: bool) -> None:
         try:
             if self._file is None:
@@ -115,6 +128,7 @@ class Journal:
             self._file.flush()
             if sync:
                 os.fsync(self._file.fileno())
+            self._unsynced = not sync
         except Exception as error:
             raise CheckpointError(f"cannot append to the journal {self.path}: {error!r}") from error
 
@@ -144,6 +158,7 @@ class Journal:
             temp.unlink(missing_ok=True)
             raise CheckpointError(f"cannot reset the journal {self.path}: {error!r}") from error
         self._unpublished = any(not step.published for step in carried)
+        self._unsynced = False
 
     def close(self) -> None:
         if self._file is not None:

@@ -13,6 +13,17 @@ and its offset is not committed past until it is joined.
 5
 >>> partitions.replaying, partitions.advance(tp, 7), partitions.advance(tp, 8), partitions.replaying
 (True, False, True, False)
+
+The journal is synced before every commit, so it reaches every offset this process committed: an offset
+committed beyond both the checkpoint and the journal was committed by another replica, which decided those
+messages while it held the partition. Replaying them would decide them a second time (and ask again), so
+the partition starts at the group's offset instead; this replica's model then lacks what the other learned
+there (``jumps`` records it for the log):
+
+>>> other = TopicPartition("events", 1)
+>>> partitions.restore({other: 5}, journal_ends={other: 9})
+>>> partitions.assign(other, committed=40), partitions.replaying, partitions.jumps[other]
+(40, False, (9, 40))
 """
 
 from __future__ import annotations
@@ -35,12 +46,19 @@ class Partitions:
         self.replay_end: dict[TopicPartition, int] = {}
         #: Labels held back until the events they answer are replayed.
         self.deferred: list[Message] = []
+        #: Partitions that started at the group's offset, past this process's state: (reach, committed).
+        self.jumps: dict[TopicPartition, tuple[int, int]] = {}
         self._journal_ends: dict[TopicPartition, int] = {}
 
     @property
     def replaying(self) -> bool:
         """Whether an assigned partition is behind where it was before the restart."""
         return bool(self.replay_end)
+
+    @property
+    def settled(self) -> bool:
+        """No partition replays, nor will (every partition the journal went through was assigned)."""
+        return not self.replay_end and not self._journal_ends
 
     @property
     def replay_targets(self) -> dict[TopicPartition, int]:
@@ -56,14 +74,22 @@ class Partitions:
         self.positions, self._journal_ends = dict(positions), dict(journal_ends)
 
     def assign(self, tp: TopicPartition, committed: int | None) -> int | None:
-        """Take ``tp``: the offset to seek to when the state covers it, else ``None`` (it starts at the
-        group's ``committed`` offset, which the next checkpoint must cover)."""
+        """Take ``tp``: the offset to seek to when the state covers it (or the group's ``committed`` offset
+        when another replica went past the state: ``jumps``), else ``None`` (it starts at the group's
+        ``committed`` offset, which the next checkpoint must cover)."""
         self.assigned.add(tp)
         position = self.positions.get(tp)
+        journal_end = self._journal_ends.pop(tp, 0)
+        reach = max(position or 0, journal_end)
+        if position is not None and committed is not None and committed > reach:
+            # Another replica processed [reach, committed): never rewind past it.
+            self.jumps[tp] = (reach, committed)
+            self.positions[tp] = committed
+            return committed
         start = position if position is not None else (committed or 0)
         self.positions[tp] = start
         # Replayed up to where the group committed, or the journal went, whichever is further.
-        end = max(committed or 0, self._journal_ends.pop(tp, 0))
+        end = max(committed or 0, journal_end)
         if end > start:
             self.replay_end[tp] = end
         return position
@@ -79,7 +105,7 @@ class Partitions:
         the last replay."""
         if self.replay_end.pop(tp, None) is None:
             return False
-        return not self.replay_end and not self._journal_ends  # (a partition not assigned yet may replay)
+        return self.settled  # (a partition not assigned yet may replay)
 
     def safe_offset(self, tp: TopicPartition, held: Iterable[Message] = ()) -> int:
         """The next offset to read, but never past a label held back or a message still ``held``."""

@@ -89,6 +89,10 @@ class Persistence:
     def mark_published(self) -> None:
         self.journal.mark_published()
 
+    def sync(self) -> None:
+        """Make the journal durable up to now: call before committing offsets past it."""
+        self.journal.sync()
+
     def save(
         self, offsets: dict[TopicPartition, int], replaying: dict[TopicPartition, int], now_ms: int
     ) -> int:

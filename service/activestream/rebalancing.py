@@ -43,6 +43,7 @@ class Rebalancing:
         self._clock_ms, self._end_replay = clock_ms, end_replay
 
     def on_assign(self, partitions: set[TopicPartition]) -> None:
+        jumped = False
         for tp in partitions - self._partitions.assigned:
             position = self._partitions.assign(tp, self._consumer.committed(tp))
             if position is None:
@@ -52,6 +53,16 @@ class Rebalancing:
                 self._checkpoints.uncovered = True
             else:
                 self._consumer.seek(tp, position)
+            if tp in self._partitions.jumps:
+                reach, committed = self._partitions.jumps.pop(tp)
+                jumped = True
+                self._checkpoints.uncovered = True  # checkpoint the jump before a crash could undo it
+                log.warning(
+                    "another replica processed this partition past our state: starting at the group's offset",
+                    extra={"partition": str(tp), "our_state_reaches": reach, "group_committed": committed},
+                )
+        if jumped and self._partitions.settled:
+            self._end_replay()  # the journaled decisions of the skipped messages will never be replayed
         self._health.set_assigned(bool(self._partitions.assigned))
         log.info("partitions assigned", extra={"partitions": sorted(map(str, partitions))})
 
