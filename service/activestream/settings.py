@@ -248,7 +248,11 @@ class Settings(BaseSettings):
     )
     # Checkpoints
     checkpoint_path: Path = Field(
-        Path("checkpoints/activestream.ckpt"), description="File holding the model, pending labels, offsets."
+        Path("checkpoints/activestream.ckpt"),
+        description=(
+            "File holding the model, pending labels, offsets; its journal and lock sit beside it. One "
+            "process per path: a second one is refused (give each replica its own)."
+        ),
     )
     checkpoint_interval_seconds: float = Field(30.0, gt=0.0, description="Time between checkpoints.")
     # Dead letters: nearly everything failing is a bug or a misconfiguration, not bad data.
