@@ -100,7 +100,11 @@ class Journal:
         """Record ``step`` (fsynced when it asks); raises ``CheckpointError``."""
         if not step:
             return
-        self._write(_frame(step), sync=bool(step.asks))
+        sync = bool(step.asks)
+        self._write(_frame(step), sync=sync)
+        # Published marks need no sync (lost, a step is only republished under the same ids); steps do
+        # before a commit: they carry the positions that tell this process's commits from another's.
+        self._unsynced = not sync  # an fsync covers every frame before it
         self._unpublished = True
 
     def mark_published(self) -> None:
@@ -128,7 +132,6 @@ class Journal:
             self._file.flush()
             if sync:
                 os.fsync(self._file.fileno())
-            self._unsynced = not sync
         except Exception as error:
             raise CheckpointError(f"cannot append to the journal {self.path}: {error!r}") from error
 
