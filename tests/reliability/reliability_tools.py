@@ -681,10 +681,16 @@ def run_outage(
         wait_for(lambda: get(port, "/readyz")[0] == 200, 30, "/readyz turned 200")
         streamer.start()
         annotator.start()
-        time.sleep(cut_after_s)
+        # Labels due in the last second before the cut are held back and posted once it has begun, so
+        # some are always posted during the outage. Left to chance, the annotator could be waiting on the
+        # flush of a label sent just before the cut (or have nothing due): 0 posted during it (1 CI run).
+        time.sleep(max(0.0, cut_after_s - 1.0))
+        annotator.paused.set()
+        time.sleep(min(1.0, cut_after_s))
         labels_at_cut = len(annotator.stats.posted)
         cut = time.monotonic()
         proxy.drop_all(outage_s, mode)
+        annotator.paused.clear()
         wait_for(lambda: not proxy.dropped, outage_s + 5, "the outage ended", 0.1)
         back = time.monotonic()
         labels_during = len(annotator.stats.posted) - labels_at_cut
