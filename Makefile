@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/cost_scale.py $(BENCH_MODE)
 	$(BIN)/python benchmarks/service_throughput.py --matrix $(BENCH_MODE)
 	$(BIN)/python benchmarks/fast_paths.py $(BENCH_MODE)
+	$(BIN)/python benchmarks/versus_hand_built.py $(if $(FULL),--profile,--quick)
 
 bench-full:
 	$(MAKE) bench FULL=1

@@ -52,7 +52,7 @@ from activestream.learner import ActiveLearner, Decision
 from activestream.score.uncertainty import Entropy, LeastConfidence, Margin
 from activestream.types import ClassLabel, Features
 
-__all__ = ["LinearSnapshot", "Scored", "decide_batch", "score_batch", "vectorisable"]
+__all__ = ["LinearSnapshot", "Scored", "decide_batch", "predict_many", "score_batch", "vectorisable"]
 
 #: Measures computed on the matrix of probabilities (exact types: a subclass may score differently).
 _VECTORISED_MEASURES = (LeastConfidence, Margin, Entropy)
@@ -269,6 +269,27 @@ def score_batch(learner: ActiveLearner, rows: Sequence[Features]) -> list[Scored
     return [
         score if isinstance(score, Exception) else Scored(proba, score)  # type: ignore[arg-type]
         for proba, score in zip(probas, scores, strict=True)
+    ]
+
+
+def predict_many(classifier: base.Classifier, rows: Sequence[Features]) -> list[ClassLabel | None]:
+    """``classifier.predict_one`` of each row, the probabilities computed on a matrix where they can be
+    (river's argmax: the first class of the highest probability, in the probabilities' order).
+
+    >>> from river import datasets
+    >>> from activestream.models import make_model
+    >>> stream = list(datasets.synth.SEA(seed=1).take(200))
+    >>> model = make_model("logreg")
+    >>> for x, y in stream[:100]:
+    ...     model.learn_one(x, y)
+    >>> rows = [x for x, _ in stream[100:]]
+    >>> predict_many(model, rows) == [model.predict_one(x) for x in rows]
+    True
+    """
+    vectorised, _ = _vector_probas(classifier, rows)
+    return [
+        classifier.predict_one(x) if proba is None else max(proba, key=proba.__getitem__)
+        for x, proba in zip(rows, vectorised, strict=True)
     ]
 
 

@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Final
 
 from activestream.decide.policies import RANDOM
@@ -249,21 +249,31 @@ class StoppingMonitor:
         if self._rng.random() < self.stability_sample:
             self._candidates.append(x)
 
-    def check_stability(self, model_version: int, predict: Callable[[Features], Hashable]) -> float | None:
+    def check_stability(
+        self,
+        model_version: int,
+        predict: Callable[[Features], Hashable],
+        predict_many: Callable[[Sequence[Features]], Sequence[Hashable]] | None = None,
+    ) -> float | None:
         """Compare predictions when ``stability_every`` labels were learned since the last check.
 
+        ``predict`` is the model's prediction of one event; ``predict_many``, if given, of several at once
+        (the same predictions, e.g. scored on a matrix). The items kept in the held set are predicted once
+        per check: the current model's predictions of them serve both this comparison and the next.
         Returns the kappa of this check against the previous one, or ``None`` when nothing was compared.
         """
         last = self._last_check_version
         if last is not None and model_version - last < self.stability_every:
             return None
         self._last_check_version = model_version
+        many = predict_many or (lambda rows: [predict(x) for x in rows])
+        current = list(many(self._held)) if self._held else []
         kappa = None
         if self._held:
-            kappa = cohen_kappa(self._held_predictions, [predict(x) for x in self._held])
+            kappa = cohen_kappa(self._held_predictions, current)
             self._kappas.append(kappa)
-        self._refresh()
-        self._held_predictions = [predict(x) for x in self._held]
+        fresh = self._refresh()
+        self._held_predictions = (current + list(many(fresh)))[-self.stability_size :] if fresh else current
         if kappa is not None:
             self._maybe_pause(STABLE_PREDICTIONS)
         return kappa
@@ -354,8 +364,10 @@ class StoppingMonitor:
             self._accuracy_at_pause = self.recent_accuracy
             self.pauses += 1
 
-    def _refresh(self) -> None:
+    def _refresh(self) -> list[Features]:
+        """Replace the oldest held items by the most recent candidates; returns those added."""
         room = self.stability_size - len(self._held)
         take = min(len(self._candidates), max(room, self.stability_refresh))
         fresh = [self._candidates.pop() for _ in range(take)][::-1]  # the most recent ones, in order
         self._held = (self._held + fresh)[-self.stability_size :]
+        return fresh

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -130,8 +131,49 @@ def test_the_held_set_is_bounded_and_follows_the_stream():
         monitor.observe({"i": i})
     seen.clear()
     monitor.check_stability(1, lambda x: seen.append(x["i"]) or 0)
-    # compared on the previous ten, then refreshed with the three newest candidates
-    assert seen[:10] == list(range(90, 100)) and sorted(seen[10:]) == [*range(93, 100), 102, 103, 104]
+    # compared on the previous ten, then refreshed with the three newest candidates: only those are
+    # predicted again (the seven kept ones were just predicted by the same model)
+    assert seen[:10] == list(range(90, 100)) and seen[10:] == [102, 103, 104]
+
+
+def test_predicting_many_at_once_or_only_the_fresh_items_changes_no_kappa():
+    """The kept items' predictions are reused, and ``predict_many`` replaces ``predict``: every check's
+    kappa is the one of predicting the whole held set again, one item at a time."""
+    rng = random.Random(3)
+    xs = [{"x": rng.uniform(-1, 1)} for _ in range(2_000)]
+
+    def kappas(batched: bool) -> list[float | None]:
+        monitor = StoppingMonitor(stability_size=50, stability_sample=0.5, stability_every=1, seed=4)
+        out = []
+        for version, x in enumerate(xs):
+            monitor.observe(x)
+            boundary = 0.5 * math.sin(version / 200)  # a model that moves, then settles, then moves
+
+            def predict(x, b=boundary):
+                return x["x"] > b
+
+            many = (lambda rows, p=predict: [p(x) for x in rows]) if batched else None
+            if version % 10 == 0:
+                out.append(monitor.check_stability(version, predict, many))
+        return out
+
+    naive = []
+    monitor = StoppingMonitor(stability_size=50, stability_sample=0.5, stability_every=1, seed=4)
+    for version, x in enumerate(xs):
+        monitor.observe(x)
+        boundary = 0.5 * math.sin(version / 200)
+        if version % 10 == 0:
+            # what the check did before: predict the held set, refresh, predict the new held set
+            held = list(monitor._held)
+            kappa = None
+            if held:
+                kappa = cohen_kappa(monitor._held_predictions, [x["x"] > boundary for x in held])
+            monitor._last_check_version = version
+            monitor._refresh()
+            monitor._held_predictions = [x["x"] > boundary for x in monitor._held]
+            naive.append(kappa)
+    assert kappas(batched=False) == kappas(batched=True) == naive
+    assert len({k for k in naive if k is not None}) > 3
 
 
 def test_admission_is_seeded():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from activestream.learner import Decision
 from activestream.messages import (
     DEFAULT_MAX_STRING_CHARS,
+    REQUEST_ID_NAMESPACE,
     Event,
     Label,
     LabelRequest,
@@ -229,3 +231,11 @@ def test_parsing_json_shaped_input_never_raises(document):
     raw = json.dumps(document).encode()  # may hold NaN/Infinity, as lenient producers write them
     assert isinstance(parse_event(raw), Event | Rejection)
     assert isinstance(parse_label(raw), Label | Rejection)
+
+
+@given(st.text(max_size=600))
+@settings(max_examples=300)
+def test_request_ids_are_rfc_4122_version_5_uuids_of_the_event_id(event_id):
+    """The hand-rolled ``request_id_for`` gives exactly ``uuid.uuid5``: ids must not change between
+    versions (a replay after an upgrade reuses the ids of requests already out)."""
+    assert request_id_for(event_id) == str(uuid.uuid5(REQUEST_ID_NAMESPACE, event_id))

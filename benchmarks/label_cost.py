@@ -1,0 +1,155 @@
+"""What learning the labels costs the loop: CPU per event in memory, without labels and with every request
+answered at once (labels at the budget rate), for this tree and, side by side, for other git revisions.
+
+Protocol. The service's loop on the in-memory transport (no Kafka client: the service's own cost), default
+settings (margin/split at 10%, drift arms around ``logreg``), a cold model, ``--events`` events of the
+``hyperplane`` stream in batches of 500; with labels, after each batch every new label request is answered
+with the stream's label, so about one event in ten brings a label to learn. CPU is this process's time
+inside ``Service.run_once``. Each ``--rev`` is checked out in a temporary git worktree and run with its own
+``service/`` first on ``PYTHONPATH``; revisions and the working tree alternate, ``--repeats`` times.
+
+    python benchmarks/label_cost.py --rev bd53aaa --rev HEAD
+
+Writes ``benchmarks/results/label_cost.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BATCH = 500
+
+
+def measure(n: int, with_labels: bool) -> dict[str, float]:
+    """One run in this process (whatever ``activestream`` is importable): CPU µs per event."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from activestream.config import Settings
+    from activestream.datasets import make_stream
+    from activestream.service import Service
+    from activestream.transport.memory import MemoryBroker
+    from service_throughput import STREAM, WARMUP, make_inputs
+
+    _, records = make_inputs(n, 1)
+    stream = list(make_stream(STREAM, n=WARMUP + n, seed=1))[WARMUP:]
+    truth = {f"ev-{i:07d}": y for i, (_, y) in enumerate(stream)}
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = MemoryBroker()
+        settings = Settings(checkpoint_path=Path(tmp) / "state.ckpt")
+        service = Service(settings, broker.consumer(settings.group_id), broker.producer(), broker.admin())
+        outside = broker.producer()
+        service.start()
+        answered, cpu = 0, 0.0
+        for start in range(0, n, BATCH):
+            for key, value in records[start : start + BATCH]:
+                outside.produce(settings.events_topic, value, key)
+            outside.flush(1.0)
+            started = time.process_time()
+            while service.run_once():
+                pass
+            cpu += time.process_time() - started
+            requests = broker.messages(settings.requests_topic)
+            for message in requests[answered:] if with_labels else []:
+                request = json.loads(message.value)
+                event_id = request["event_id"]
+                label = {"request_id": request["request_id"], "event_id": event_id, "label": truth[event_id]}
+                outside.produce(settings.labels_topic, json.dumps(label).encode(), event_id.encode())
+            outside.flush(1.0)
+            answered = len(requests)
+        started = time.process_time()
+        while service.run_once():
+            pass
+        cpu += time.process_time() - started
+    return {"cpu_us_per_event": cpu / n * 1e6, "requests": answered}
+
+
+def run_in(tree: Path, n: int, with_labels: bool) -> float:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tree / "service"), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", str(n), "labels" if with_labels else "none"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["cpu_us_per_event"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rev", action="append", default=[], help="a git revision to compare (repeatable)")
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(int(args.measure[0]), args.measure[1] == "labels")))
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from service_throughput import machine_info
+
+    info = machine_info()
+    with tempfile.TemporaryDirectory() as tmp:
+        trees: dict[str, Path] = {}
+        for rev in args.rev:
+            path = Path(tmp) / rev
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(path), rev], check=True
+            )
+            trees[rev] = path
+        trees["working tree"] = ROOT
+        cpu: dict[tuple[str, bool], list[float]] = {}
+        try:
+            for repeat in range(args.repeats):
+                for name, tree in trees.items():
+                    for with_labels in (False, True):
+                        value = run_in(tree, args.events, with_labels)
+                        cpu.setdefault((name, with_labels), []).append(value)
+                        print(
+                            f"repeat {repeat + 1}: {name}, labels {with_labels}: {value:.1f} µs/event",
+                            flush=True,
+                        )
+        finally:
+            for path in trees.values():
+                if path != ROOT:
+                    subprocess.run(
+                        ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=False
+                    )
+    lines = [
+        "# What learning the labels costs the loop",
+        "",
+        f"Generated by `python benchmarks/label_cost.py {' '.join(f'--rev {r}' for r in args.rev)}` "
+        f"({args.repeats} alternating repeats, medians with min–max; {args.events:,} events; protocol in the "
+        f"module docstring). Machine: {info['cpu']}, {info['cores']} cores, {info['date']}, load at start "
+        f"{info['load average at start (1, 5, 15 min)']}.",
+        "",
+        "| code | µs CPU/event, no labels | µs CPU/event, every request answered | µs per label learned | "
+        "no-label rate kept with labels |",
+        "|---|---|---|---|---|",
+    ]
+    for name in trees:
+        none, labels = cpu[name, False], cpu[name, True]
+        a, b = statistics.median(none), statistics.median(labels)
+        spread = f"{a:.1f} ({min(none):.1f}–{max(none):.1f}) | {b:.1f} ({min(labels):.1f}–{max(labels):.1f})"
+        lines.append(f"| {name} | {spread} | {(b - a) * 10:.0f} | {a / b:.0%} |")
+    lines += ["", "µs per label: the difference times ten (about one event in ten is asked and answered)."]
+    out = ROOT / "benchmarks" / "results" / "label_cost.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
