@@ -38,6 +38,7 @@ from pathlib import Path
 from river import drift, metrics
 from river.datasets import synth
 
+from activestream.batch_scoring import predict_many
 from activestream.datasets import Stream, make_stream
 from activestream.learner import DEFAULT_MEASURE, DEFAULT_POLICY, make_learner
 from activestream.stopping import StoppingMonitor
@@ -103,7 +104,7 @@ def run_one(stream: Stream, method: str, budget: float, seed: int, model: str, c
                 monitor.on_ask()
                 if decision.reason == "random":
                     monitor.on_random_label(decision.y_pred == y)
-                monitor.check_stability(labels, learner.classifier.predict_one)
+                monitor.check_stability(labels, lambda rows: predict_many(learner.classifier, rows))
             if detector is not None:
                 detector.update(float(decision.y_pred != y))
                 if detector.drift_detected and monitor is not None:

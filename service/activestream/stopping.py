@@ -250,30 +250,28 @@ class StoppingMonitor:
             self._candidates.append(x)
 
     def check_stability(
-        self,
-        model_version: int,
-        predict: Callable[[Features], Hashable],
-        predict_many: Callable[[Sequence[Features]], Sequence[Hashable]] | None = None,
+        self, model_version: int, predict: Callable[[Sequence[Features]], Sequence[Hashable]]
     ) -> float | None:
         """Compare predictions when ``stability_every`` labels were learned since the last check.
 
-        ``predict`` is the model's prediction of one event; ``predict_many``, if given, of several at once
-        (the same predictions, e.g. scored on a matrix). The items kept in the held set are predicted once
-        per check: the current model's predictions of them serve both this comparison and the next.
+        ``predict`` gives the model's predictions of several events at once (e.g. scored on a matrix). The
+        items kept in the held set are predicted once per check: the current model's predictions of them
+        serve both this comparison and the next.
         Returns the kappa of this check against the previous one, or ``None`` when nothing was compared.
         """
         last = self._last_check_version
         if last is not None and model_version - last < self.stability_every:
             return None
         self._last_check_version = model_version
-        many = predict_many or (lambda rows: [predict(x) for x in rows])
-        current = list(many(self._held)) if self._held else []
+        current = list(predict(self._held)) if self._held else []
         kappa = None
         if self._held:
             kappa = cohen_kappa(self._held_predictions, current)
             self._kappas.append(kappa)
         fresh = self._refresh()
-        self._held_predictions = (current + list(many(fresh)))[-self.stability_size :] if fresh else current
+        self._held_predictions = (
+            (current + list(predict(fresh)))[-self.stability_size :] if fresh else current
+        )
         if kappa is not None:
             self._maybe_pause(STABLE_PREDICTIONS)
         return kappa

@@ -105,8 +105,8 @@ def test_stabilising_predictions_compare_successive_models_on_the_same_items():
         monitor.observe({"x": rng.uniform(-1, 1)})
     boundary = [0.5]
 
-    def predict(x):
-        return x["x"] > boundary[0]
+    def predict(rows):
+        return [x["x"] > boundary[0] for x in rows]
 
     assert monitor.check_stability(0, predict) is None  # first check: nothing to compare with yet
     assert monitor.check_stability(5, predict) is None  # not stability_every labels later
@@ -125,54 +125,45 @@ def test_the_held_set_is_bounded_and_follows_the_stream():
     for i in range(100):
         monitor.observe({"i": i})
     seen = []
-    monitor.check_stability(0, lambda x: seen.append(x["i"]) or 0)
+    monitor.check_stability(0, lambda rows: [seen.append(x["i"]) or 0 for x in rows])
     assert sorted(seen) == list(range(90, 100))
     for i in range(100, 105):
         monitor.observe({"i": i})
     seen.clear()
-    monitor.check_stability(1, lambda x: seen.append(x["i"]) or 0)
+    monitor.check_stability(1, lambda rows: [seen.append(x["i"]) or 0 for x in rows])
     # compared on the previous ten, then refreshed with the three newest candidates: only those are
     # predicted again (the seven kept ones were just predicted by the same model)
     assert seen[:10] == list(range(90, 100)) and seen[10:] == [102, 103, 104]
 
 
-def test_predicting_many_at_once_or_only_the_fresh_items_changes_no_kappa():
-    """The kept items' predictions are reused, and ``predict_many`` replaces ``predict``: every check's
-    kappa is the one of predicting the whole held set again, one item at a time."""
+def test_predicting_only_the_fresh_items_changes_no_kappa():
+    """The kept items' predictions are reused: every check's kappa is the one of predicting the whole held
+    set again after the refresh, as the check did before."""
     rng = random.Random(3)
     xs = [{"x": rng.uniform(-1, 1)} for _ in range(2_000)]
 
-    def kappas(batched: bool) -> list[float | None]:
-        monitor = StoppingMonitor(stability_size=50, stability_sample=0.5, stability_every=1, seed=4)
-        out = []
-        for version, x in enumerate(xs):
-            monitor.observe(x)
-            boundary = 0.5 * math.sin(version / 200)  # a model that moves, then settles, then moves
+    def boundary(version: int) -> float:
+        return 0.5 * math.sin(version / 200)  # a model that moves, then settles, then moves
 
-            def predict(x, b=boundary):
-                return x["x"] > b
-
-            many = (lambda rows, p=predict: [p(x) for x in rows]) if batched else None
-            if version % 10 == 0:
-                out.append(monitor.check_stability(version, predict, many))
-        return out
-
-    naive = []
+    reused, naive = [], []
     monitor = StoppingMonitor(stability_size=50, stability_sample=0.5, stability_every=1, seed=4)
+    again = StoppingMonitor(stability_size=50, stability_sample=0.5, stability_every=1, seed=4)
     for version, x in enumerate(xs):
         monitor.observe(x)
-        boundary = 0.5 * math.sin(version / 200)
-        if version % 10 == 0:
-            # what the check did before: predict the held set, refresh, predict the new held set
-            held = list(monitor._held)
-            kappa = None
-            if held:
-                kappa = cohen_kappa(monitor._held_predictions, [x["x"] > boundary for x in held])
-            monitor._last_check_version = version
-            monitor._refresh()
-            monitor._held_predictions = [x["x"] > boundary for x in monitor._held]
-            naive.append(kappa)
-    assert kappas(batched=False) == kappas(batched=True) == naive
+        again.observe(x)
+        if version % 10:
+            continue
+        b = boundary(version)
+        reused.append(monitor.check_stability(version, lambda rows, b=b: [x["x"] > b for x in rows]))
+        # what the check did before: predict the held set, refresh, predict the whole new held set
+        kappa = (
+            cohen_kappa(again._held_predictions, [x["x"] > b for x in again._held]) if again._held else None
+        )
+        again._last_check_version = version
+        again._refresh()
+        again._held_predictions = [x["x"] > b for x in again._held]
+        naive.append(kappa)
+    assert reused == naive
     assert len({k for k in naive if k is not None}) > 3
 
 
@@ -182,7 +173,7 @@ def test_admission_is_seeded():
         for i in range(200):
             monitor.observe({"i": i})
         out = []
-        monitor.check_stability(0, lambda x: out.append(x["i"]) or 0)
+        monitor.check_stability(0, lambda rows: [out.append(x["i"]) or 0 for x in rows])
         return out
 
     assert held(1) == held(1) != held(2)

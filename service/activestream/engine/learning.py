@@ -127,9 +127,7 @@ class Trainer:
         # matrix where the model allows, not one river call each (those took a third of the loop's time
         # with every request answered at once).
         classifier = state.learner.classifier
-        state.stopping.check_stability(
-            state.model_version, classifier.predict_one, lambda rows: predict_many(classifier, rows)
-        )
+        state.stopping.check_stability(state.model_version, lambda rows: predict_many(classifier, rows))
         if drifted:
             self._on_drift(now_ms)
         return None
