@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from deploytools import (
     ALERTS,
     ALERTS_TEST,
@@ -63,17 +64,25 @@ def k8s_manifests() -> dict[str, dict[str, Any]]:
     }
 
 
-def deployment() -> dict[str, Any]:
-    return load_yaml(K8S / "deployment.yaml")
+def statefulset() -> dict[str, Any]:
+    return load_yaml(K8S / "statefulset.yaml")
+
+
+def pod_labels() -> dict[str, str]:
+    return statefulset()["spec"]["template"]["metadata"]["labels"]
 
 
 def container() -> dict[str, Any]:
-    (only,) = deployment()["spec"]["template"]["spec"]["containers"]
+    (only,) = statefulset()["spec"]["template"]["spec"]["containers"]
     return only
 
 
 def compose() -> dict[str, Any]:
     return load_yaml(COMPOSE)
+
+
+#: The compose service that scales (`docker compose up --scale activestream=N`).
+SCALED = "activestream"
 
 
 # ==== Dockerfile ============================================================================================
@@ -318,12 +327,76 @@ def test_cli_has_the_subcommands_compose_runs() -> None:
         assert args.dataset in STREAMS, f"{name}: unknown dataset {args.dataset}"
 
 
+def compose_volume(volume: str | dict[str, Any]) -> tuple[str, str | None, str]:
+    """``(type, source, target)`` of a compose volume in the short or the long syntax; source ``None``: an
+    anonymous volume."""
+    if isinstance(volume, dict):
+        return volume["type"], volume.get("source"), volume["target"]
+    parts = volume.split(":")
+    if len(parts) == 1:
+        return "volume", None, parts[0]
+    source, target = parts[0], parts[1]
+    return ("bind" if source.startswith((".", "/", "~")) else "volume"), source, target
+
+
+def compose_published_ports(port: str | int | dict[str, Any]) -> str | None:
+    """The host port a compose port mapping publishes (``None``: Docker picks one)."""
+    if isinstance(port, dict):
+        published = port.get("published")
+        return None if published in (None, "") else str(published)
+    parts = str(port).split("/")[0].rsplit(":", 2)  # [[host_ip:]host:]container
+    return (parts[-2] or None) if len(parts) >= 2 else None
+
+
+def test_compose_helpers_read_both_syntaxes() -> None:
+    assert compose_published_ports("8000") is None
+    assert compose_published_ports("127.0.0.1::8000") is None
+    assert compose_published_ports("8000:8000") == "8000"
+    assert compose_published_ports("127.0.0.1:8000-8009:8000/tcp") == "8000-8009"
+    assert compose_published_ports({"target": 8000}) is None
+    assert compose_published_ports({"target": 8000, "published": "8000"}) == "8000"
+    assert compose_volume("/data") == ("volume", None, "/data")
+    assert compose_volume("data:/data") == ("volume", "data", "/data")
+    assert compose_volume("./x:/y:ro") == ("bind", "./x", "/y")
+    assert compose_volume({"type": "volume", "target": "/data"}) == ("volume", None, "/data")
+
+
 def test_compose_bind_mounts_exist() -> None:
     for name, service in compose()["services"].items():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith((".", "/")):
+            kind, source, _ = compose_volume(volume)
+            if kind == "bind":
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which does not exist"
+
+
+def test_compose_service_scales() -> None:
+    """`docker compose up --scale activestream=3`: no fixed name or host port, a checkpoint per replica."""
+    service = compose()["services"][SCALED]
+    assert not {"container_name", "hostname"} & set(service), "a fixed name cannot be given to N containers"
+    assert "deploy" not in service or "replicas" not in service["deploy"]
+    ports = service.get("ports", [])
+    fixed = [p for p in ports if compose_published_ports(p) is not None]
+    assert not fixed, f"a fixed host port (or range) on the scaled service: {fixed}"
+    assert [p["target"] if isinstance(p, dict) else p for p in ports] == [8000]
+
+    # Each replica's own checkpoint: an anonymous volume (one per container) at the checkpoint's directory,
+    # no named volume and no bind mount (every replica would share it; the service refuses a second writer).
+    checkpoint_dir = Path(service["environment"]["ACTIVESTREAM_CHECKPOINT_PATH"]).parent
+    volumes = [compose_volume(v) for v in service.get("volumes", [])]
+    shared = [(kind, source) for kind, source, _ in volumes if source is not None]
+    assert not shared, f"volumes shared by every replica of {SCALED}: {shared}"
+    assert ("volume", None, str(checkpoint_dir)) in volumes
+    assert not any("activestream" in name for name in compose().get("volumes", {})), "unused named volume"
+
+    # Static membership needs a name per replica, which compose cannot give: none (or a fixed one would be
+    # shared by every replica, and two live members with one name fence each other).
+    assert "ACTIVESTREAM_GROUP_INSTANCE_ID" not in service["environment"]
+    # Prometheus finds every replica: by DNS, which answers the service name with each container's address.
+    (job,) = load_yaml(PROMETHEUS_CONFIG)["scrape_configs"]
+    assert "static_configs" not in job
+    (dns,) = job["dns_sd_configs"]
+    assert dns["names"] == [SCALED] and dns["type"] == "A"
+    assert dns["port"] == int(service["environment"]["ACTIVESTREAM_METRICS_PORT"]) == 8000
 
 
 def assert_valid_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,12 +492,12 @@ def test_configmap_is_valid_configuration(monkeypatch: pytest.MonkeyPatch) -> No
     assert config_ref["name"] == load_yaml(K8S / "configmap.yaml")["metadata"]["name"]
 
 
-def test_deployment_probes_resources_and_security() -> None:
-    spec = deployment()["spec"]
+def test_statefulset_probes_resources_and_security() -> None:
+    spec = statefulset()["spec"]
     pod = spec["template"]["spec"]
     main = container()
     config = load_yaml(K8S / "configmap.yaml")["data"]
-    assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+    assert spec["replicas"] == 1, "shipped with one replica (deploy/README.md: scaling out)"
 
     (port,) = main["ports"]
     assert port["containerPort"] == int(config["ACTIVESTREAM_METRICS_PORT"]) == 8000
@@ -442,12 +515,9 @@ def test_deployment_probes_resources_and_security() -> None:
     assert security["readOnlyRootFilesystem"] is True
     assert security["capabilities"] == {"drop": ["ALL"]}
 
-    # Read-only root: the checkpoint directory must be a volume, on the PVC.
-    checkpoint_dir = Path(config["ACTIVESTREAM_CHECKPOINT_PATH"]).parent
+    # Read-only root: /tmp is an emptyDir (the checkpoint's volume: the test below).
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    claim = volumes[mounts[str(checkpoint_dir)]]["persistentVolumeClaim"]["claimName"]
-    assert claim == load_yaml(K8S / "pvc.yaml")["metadata"]["name"]
     assert "emptyDir" in volumes[mounts["/tmp"]]
 
     # Drain: the producer flush may take flush_timeout_seconds, then the checkpoint is written.
@@ -455,10 +525,70 @@ def test_deployment_probes_resources_and_security() -> None:
     assert pod["terminationGracePeriodSeconds"] >= flush_s + 15
 
 
+def test_statefulset_gives_each_replica_its_own_checkpoint_volume() -> None:
+    """volumeClaimTemplates at the directory of ACTIVESTREAM_CHECKPOINT_PATH: checkpoint, journal, lock and
+    member record per replica, kept across restarts and rescheduling; no claim shared by the replicas."""
+    spec = statefulset()["spec"]
+    pod = spec["template"]["spec"]
+    config = load_yaml(K8S / "configmap.yaml")["data"]
+    checkpoint_dir = str(Path(config["ACTIVESTREAM_CHECKPOINT_PATH"]).parent)
+    mounts = {m["mountPath"]: m["name"] for m in container()["volumeMounts"]}
+    templates = {t["metadata"]["name"]: t["spec"] for t in spec["volumeClaimTemplates"]}
+    assert mounts.get(checkpoint_dir) in templates, f"{checkpoint_dir} is not on a per-replica claim"
+    assert templates[mounts[checkpoint_dir]]["accessModes"] == ["ReadWriteOnce"]
+    assert "storage" in templates[mounts[checkpoint_dir]]["resources"]["requests"]
+    pod_volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    assert mounts[checkpoint_dir] not in pod_volumes, "a pod volume of that name would replace the claim"
+    assert not any("persistentVolumeClaim" in v for v in pod_volumes.values()), "a claim shared by replicas"
+    kinds = {resource["kind"] for resource in k8s_manifests().values()}
+    assert not kinds & {"Deployment", "PersistentVolumeClaim"}, "one volume per replica, no shared claim"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    # One pod per ordinal, replaced only once gone: a claim never has two writers.
+    assert spec["updateStrategy"]["type"] == "RollingUpdate"
+    assert spec["podManagementPolicy"] == "Parallel"
+
+
+def test_group_instance_id_is_the_pod_name() -> None:
+    """Static membership: the StatefulSet's pod name (activestream-<n>), stable across restarts."""
+    env = {e["name"]: e for e in container().get("env", [])}
+    entry = env["ACTIVESTREAM_GROUP_INSTANCE_ID"]
+    assert entry["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "value" not in entry
+    assert "ACTIVESTREAM_GROUP_INSTANCE_ID" not in load_yaml(K8S / "configmap.yaml")["data"], (
+        "one name for every pod would fence them"
+    )
+    # The pod names (activestream-0, -1, ...) are valid instance ids.
+    name = statefulset()["metadata"]["name"]
+    assert Settings(group_instance_id=f"{name}-0").group_instance_id == "activestream-0"
+
+
+def test_headless_service_governs_the_statefulset() -> None:
+    headless = load_yaml(K8S / "service-headless.yaml")
+    assert statefulset()["spec"]["serviceName"] == headless["metadata"]["name"]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"].items() <= pod_labels().items()
+    assert statefulset()["spec"]["selector"]["matchLabels"].items() <= pod_labels().items()
+
+
+def test_kustomize_renders_the_manifests() -> None:
+    """`kubectl kustomize` (kubectl is optional here: skipped without it, under CI too)."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not found (optional)")
+    rendered = check([kubectl, "kustomize", K8S], timeout=60).stdout
+    resources = [r for r in yaml.safe_load_all(rendered) if r]
+    kinds = sorted((r["kind"], r["metadata"]["name"]) for r in resources)
+    assert kinds == sorted(
+        (load_yaml(K8S / name)["kind"], load_yaml(K8S / name)["metadata"]["name"])
+        for name in load_yaml(K8S / "kustomization.yaml")["resources"]
+    )
+    (rendered_set,) = [r for r in resources if r["kind"] == "StatefulSet"]
+    assert rendered_set["spec"]["template"]["metadata"]["labels"].items() >= pod_labels().items()
+
+
 def test_service_targets_the_metrics_port() -> None:
     service = load_yaml(K8S / "service.yaml")
-    pod_labels = deployment()["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["selector"].items() <= pod_labels().items()
     (port,) = service["spec"]["ports"]
     assert port["targetPort"] == container()["ports"][0]["name"]
 
@@ -468,9 +598,8 @@ def test_podmonitor_scrapes_the_pods_as_the_job_the_alerts_select() -> None:
     assert monitor["kind"] == "PodMonitor"
     spec = monitor["spec"]
     assert set(spec) <= {"jobLabel", "selector", "podMetricsEndpoints", "namespaceSelector"}
-    pod_labels = deployment()["spec"]["template"]["metadata"]["labels"]
-    assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
-    assert pod_labels[spec["jobLabel"]] == JOB
+    assert spec["selector"]["matchLabels"].items() <= pod_labels().items()
+    assert pod_labels()[spec["jobLabel"]] == JOB
     (endpoint,) = spec["podMetricsEndpoints"]
     assert endpoint["port"] == container()["ports"][0]["name"]
     assert endpoint["path"] == "/metrics"
@@ -531,7 +660,8 @@ def test_prometheus_scrapes_the_job_the_alerts_select() -> None:
     config = load_yaml(PROMETHEUS_CONFIG)
     (job,) = config["scrape_configs"]
     assert job["job_name"] == JOB
-    assert job["static_configs"][0]["targets"] == ["activestream:8000"]
+    (dns,) = job["dns_sd_configs"]
+    assert dns == {"names": [SCALED], "type": "A", "port": 8000, "refresh_interval": "15s"}
     assert config["rule_files"] == [ALERTS.name]
 
 
