@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/service_throughput.py --matrix $(BENCH_MODE)
 	$(BIN)/python benchmarks/fast_paths.py $(BENCH_MODE)
 	$(BIN)/python benchmarks/versus_hand_built.py $(if $(FULL),--profile,--quick)
+	$(BIN)/python benchmarks/long_run.py $(BENCH_MODE)
 
 bench-full:
 	$(MAKE) bench FULL=1
