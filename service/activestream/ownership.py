@@ -81,6 +81,12 @@ class CheckpointLock:
             cls._held[path] = (fd, 1)
         return cls(path)
 
+    @classmethod
+    def held_here(cls, checkpoint_path: str | Path) -> bool:
+        """Whether this process holds the lock on ``checkpoint_path``."""
+        with cls._guard:
+            return cls.path_for(checkpoint_path).resolve() in cls._held
+
     def release(self) -> None:
         """Give the lock up (once); the last holder in this process unlocks the file."""
         if self._released:

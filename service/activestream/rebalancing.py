@@ -25,7 +25,8 @@ log = logging.getLogger("activestream.service")
 class Rebalancing:
     """``on_assign``, ``on_revoke`` and ``on_lost`` for ``Consumer.subscribe``.
 
-    ``end_replay`` is the loop's: called when forgetting partitions leaves none being replayed.
+    ``end_replay`` is the loop's: called when forgetting partitions leaves none being replayed;
+    ``joined`` is called on every assignment (``Takeover.joined`` records the member id).
     """
 
     def __init__(
@@ -37,12 +38,14 @@ class Rebalancing:
         health: Health,
         clock_ms: Callable[[], int],
         end_replay: Callable[[], None],
+        joined: Callable[[], None] = lambda: None,
     ):
         self._consumer, self._engine, self._partitions = consumer, engine, partitions
         self._checkpoints, self._health, self._metrics = checkpoints, health, engine.metrics
-        self._clock_ms, self._end_replay = clock_ms, end_replay
+        self._clock_ms, self._end_replay, self._joined = clock_ms, end_replay, joined
 
     def on_assign(self, partitions: set[TopicPartition]) -> None:
+        self._joined()
         jumped = False
         for tp in partitions - self._partitions.assigned:
             position = self._partitions.assign(tp, self._consumer.committed(tp))

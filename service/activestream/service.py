@@ -48,6 +48,7 @@ from activestream.partitions import Partitions
 from activestream.persistence import Persistence
 from activestream.rebalancing import Rebalancing
 from activestream.startup import announce, prepare_topics, service_topics
+from activestream.takeover import Takeover
 from activestream.transport.base import Admin, Consumer, Producer
 from activestream.transport.errors import BrokerUnavailable
 
@@ -110,6 +111,8 @@ class Service:
         self._feeder = Feeder(
             settings, self.engine, self._partitions, self._dead_letters, self._checkpoints, self._end_replay
         )
+        s = settings
+        self._takeover = Takeover(consumer, admin, s.checkpoint_path, s.group_id, s.group_instance_id)
         self._rebalancing = Rebalancing(
             consumer,
             self.engine,
@@ -118,6 +121,7 @@ class Service:
             self.health,
             clock_ms,
             self._end_replay,
+            self._takeover.joined,
         )
         self._monitoring = Monitoring(
             settings, self.engine, consumer, admin, self._partitions, self.health, timer, self._end_replay
@@ -147,6 +151,7 @@ class Service:
         self._started = True
         self._restore()
         prepare_topics(self.admin, self.settings)
+        self._takeover.before_join()  # a killed predecessor's partitions come to us without its session
         r = self._rebalancing
         self.consumer.subscribe(
             list(self._topics), on_assign=r.on_assign, on_revoke=r.on_revoke, on_lost=r.on_lost

@@ -173,6 +173,38 @@ def test_seek_lag_and_a_failing_callback(kit, broker, unique_name):
     consumer.close()
 
 
+def test_lag_covers_partitions_nothing_was_consumed_from_and_a_removed_member_joins_again(
+    kit, broker, unique_name
+):
+    """Lag counts from where fetching starts before any record is consumed (the reader of shared pending
+    requests waits for lag 0 on every partition); ``remove_members`` takes a member out by its id."""
+    topic, group = unique_name("lag"), unique_name("g")
+    make_topic(kit, broker, topic, partitions=2)
+    produce(kit, broker, topic, [b"a", b"b", b"c"], key=b"k")  # one partition gets all three, the other none
+    consumer = make_consumer(kit, broker, group)
+    consumer.subscribe([topic])
+    assert poll_while(consumer, lambda: not consumer.assignment(), 30)
+    lag = consumer.lag()
+    assert set(lag) == consumer.assignment() == {TopicPartition(topic, 0), TopicPartition(topic, 1)}
+    assert min(lag.values()) == 0  # the empty partition (the other: at most 3, by Tansu's end offsets)
+    assert poll_while(consumer, lambda: any(consumer.lag().values()), 30)
+    member = consumer.member_id()
+    assert member
+    admin = kit.Admin(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        assert admin.remove_members(group, [member, "nobody"]) == {
+            member: None,
+            "nobody": "UnknownMemberIdError",
+        }
+    finally:
+        admin.close()
+    # The removed member hears it at its next heartbeat or poll and joins again under a new id.
+    assert poll_while(
+        consumer, lambda: consumer.member_id() in (None, member) or not consumer.assignment(), 60
+    )
+    consumer.close()
+
+
 class Member(threading.Thread):
     """A consumer-group member polling on its own thread, as the service does."""
 

@@ -609,6 +609,23 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
 # -- outages ----------------------------------------------------------------------------------------------
 
 
+def kill_and_restart(service: ServiceProcess, port: int, timeout_s: float = 90) -> float:
+    """SIGKILL the service and start it again at once; return the seconds until ``/readyz`` said 200."""
+    service.kill()
+    killed = time.monotonic()
+    service.start()
+    wait_for(lambda: service.check_alive() or ready(port), timeout_s, "the restarted service was ready", 0.1)
+    return time.monotonic() - killed
+
+
+def ready(port: int) -> bool:
+    """Whether the service on ``port`` answers ``/readyz`` with 200 (``False`` while it does not listen)."""
+    try:
+        return get(port, "/readyz")[0] == 200
+    except OSError:
+        return False
+
+
 def get(port: int, path: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:

@@ -22,7 +22,8 @@ from reliability_tools import (
     ServiceProcess,
     ensure_topics,
     free_port,
-    get,
+    kill_and_restart,
+    ready,
     service_options,
     service_topics,
     wait_for,
@@ -42,13 +43,6 @@ TRANSPORTS = [
         ),
     ),
 ]
-
-
-def ready(port: int) -> bool:
-    try:
-        return get(port, "/readyz")[0] == 200
-    except OSError:
-        return False
 
 
 @pytest.mark.broker
@@ -77,11 +71,7 @@ def test_a_static_member_is_ready_again_before_its_dead_session_expires(
         service.start()
         wait_for(lambda: service.check_alive() or ready(port), 90, "the service was ready", 0.1)
         time.sleep(2)  # a heartbeat or two, a batch or two
-        service.kill()
-        killed = time.monotonic()
-        service.start()
-        wait_for(lambda: service.check_alive() or ready(port), 90, "the restarted service was ready", 0.1)
-        restart_s = time.monotonic() - killed
+        restart_s = kill_and_restart(service, port)
         assert service.terminate() == 0, service.tail()
     finally:
         service.ensure_stopped()

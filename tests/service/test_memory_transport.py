@@ -325,6 +325,27 @@ def test_lost_partitions_get_on_lost_and_cannot_be_committed():
     consumer.commit({tp("t", 0): 1})  # the new generation can commit again
 
 
+def test_a_removed_member_loses_its_partitions_to_the_others_at_once_and_rejoins_under_a_new_id():
+    broker = MemoryBroker()
+    produce(broker, "t", 1)
+    dead, successor = broker.consumer("g"), broker.consumer("g")
+    recorder = Recorder()
+    dead.subscribe(["t"], **recorder.callbacks())
+    dead.poll(0, 1)
+    dead_id = dead.member_id()
+    successor.subscribe(["t"])
+    assert successor.poll(0, 1) == [] and not successor.assignment()  # waits for the silent member
+    assert broker.admin().remove_members("g", [dead_id, "nobody"]) == {
+        dead_id: None,
+        "nobody": "UnknownMemberIdError",
+    }
+    successor.poll(0, 1)
+    assert successor.assignment() == {tp("t", 0)}
+    dead.poll(0, 1)  # it was alive after all: it hears it lost them, and joins again
+    assert [kind for _, kind, _ in recorder.events][:2] == ["assign", "lost"]
+    assert dead.member_id() not in (None, dead_id)
+
+
 def test_on_revoke_stands_in_for_a_missing_on_lost():
     broker = MemoryBroker()
     produce(broker, "t", 1)

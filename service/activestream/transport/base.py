@@ -86,6 +86,11 @@ class Consumer(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def member_id(self) -> str | None:
+        """This member's id as the group coordinator gave it; ``None`` before it joined (or where the
+        transport has none). Recorded so that a successor can remove it (``activestream.takeover``)."""
+        return None
+
 
 class Producer(abc.ABC):
     """Sends records. ``flush`` blocks until every record sent so far is acknowledged, or raises."""
@@ -119,6 +124,15 @@ class Admin(abc.ABC):
 
     @abc.abstractmethod
     def is_reachable(self, timeout_s: float) -> bool: ...
+
+    def remove_members(self, group_id: str, member_ids: Sequence[str]) -> dict[str, str | None]:
+        """Remove dynamic members from ``group_id`` as if each had left (a ``LeaveGroup`` on its behalf).
+
+        Per member id: ``None`` when it was removed, else why not (the broker's error name, e.g.
+        ``UnknownMemberIdError`` for a member that had left). A transport that cannot remove members
+        answers ``"unsupported"`` for each.
+        """
+        return dict.fromkeys(member_ids, "unsupported")
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -77,6 +77,7 @@ from typing import Any
 import kafka.errors as kerr
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import MemberToRemove
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.future import Future as KafkaFuture
 from kafka.structs import OffsetAndMetadata
@@ -341,6 +342,9 @@ class KafkaConsumerAdapter(FromSettings, Consumer):
                 end = max(ends.get(ktp) or 0, self._consumer.highwater(ktp) or 0)
                 lag[TopicPartition(ktp.topic, ktp.partition)] = max(0, end - position)
         return lag
+
+    def member_id(self) -> str | None:
+        return self._consumer.group_metadata().member_id or None
 
     def close(self) -> None:
         """Leave the group (``on_revoke`` runs first, so it can still commit) and release the client."""
@@ -634,6 +638,15 @@ class KafkaAdminAdapter(FromSettings, Admin):
                 self._probe = _Probe(lambda: self._client().describe_cluster())
             probe = self._probe
         return probe.done.wait(max(0.0, timeout_s)) and probe.ok
+
+    def remove_members(self, group_id: str, member_ids: Sequence[str]) -> dict[str, str | None]:
+        if not member_ids:
+            return {}
+        with _translated("removing group members"):
+            answers = self._client().remove_group_members(
+                group_id, [MemberToRemove(member_id=m) for m in member_ids]
+            )
+        return {m: None if error is kerr.NoError else error.__name__ for m, error in answers.items()}
 
     def close(self) -> None:
         with self._lock:

@@ -22,6 +22,10 @@ Behaviour, matching ``transport.kafka`` where the contract leaves room:
   revoked, as in Kafka. ``close`` calls ``on_revoke`` (it can still commit) and leaves the group.
   ``force_rebalance(group_id, lost=True)`` makes every member's next ``poll`` call ``on_lost`` instead
   (``on_revoke`` when no ``on_lost`` was given); lost partitions can no longer be committed.
+- A member that stops polling without ``close`` (a crash) keeps its partitions for good: the others wait,
+  as for a dead Kafka member until its session expires. ``admin().remove_members`` takes such a member
+  out by its ``member_id()`` (``None`` when removed, ``"UnknownMemberIdError"`` for an id not in the
+  group); if it polls again it gets ``on_lost`` and joins again under a new id.
 - A new member starts each partition at the group's committed offset, else at the beginning.
 - ``commit`` accepts only partitions the member owns (``TransportError`` otherwise). ``seek`` raises
   ``ValueError`` for a partition not assigned or a negative offset. ``poll`` before ``subscribe`` raises
@@ -153,6 +157,7 @@ class MemoryBroker:
         self._logs: dict[str, list[list[Message]]] = {}
         self._produced: dict[str, list[Message]] = {}
         self._groups: dict[str, _Group] = {}
+        self._member_ids = itertools.count(1)
         ticks = itertools.count(LOGICAL_CLOCK_START_MS)
         self._clock_ms = clock_ms or (lambda: next(ticks))
 
@@ -253,6 +258,7 @@ class MemoryConsumer(Consumer):
         self._assignment: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
         self._cursor = 0  # rotates the partition polled first, so no partition starves
+        self._member_id: str | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -270,10 +276,17 @@ class MemoryConsumer(Consumer):
             raise TypeError("topics must be a sequence of topic names, not a string")
         self._topics = frozenset(topics)
         self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost or on_revoke
+        self._join()
+
+    def _join(self) -> None:
         group = self._broker._group(self.group_id)
         if self not in group.members:
             group.members.append(self)
+            self._member_id = f"{self.group_id}-member-{next(self._broker._member_ids)}"
         self._broker._bump(group)
+
+    def member_id(self) -> str | None:
+        return self._member_id
 
     def poll(self, timeout_s: float, max_records: int) -> list[Message]:
         """Returns at once (never waits for ``timeout_s``)."""
@@ -367,6 +380,11 @@ class MemoryConsumer(Consumer):
     def _rebalance(self) -> bool:
         """Bring this member up to the group's generation; False while waiting for other members."""
         group = self._broker._groups[self.group_id]
+        if self not in group.members:  # removed by an admin: what it held is lost; it joins again
+            if self._assignment:
+                self._call(self._on_lost, self._assignment)
+                self._assignment, self._positions = set(), {}
+            self._join()
         if self._generation == group.generation:
             return True
         if self._assignment:
@@ -468,6 +486,22 @@ class MemoryAdmin(Admin):
 
     def is_reachable(self, timeout_s: float) -> bool:
         return self.reachable
+
+    def remove_members(self, group_id: str, member_ids: Sequence[str]) -> dict[str, str | None]:
+        if not self.reachable:
+            raise BrokerUnavailable("memory broker marked unreachable")
+        group = self._broker._groups.get(group_id)
+        members = {m.member_id(): m for m in group.members} if group else {}
+        answers: dict[str, str | None] = {}
+        for member_id in member_ids:
+            member = members.pop(member_id, None)
+            if member is None or group is None:
+                answers[member_id] = "UnknownMemberIdError"
+                continue
+            group.members.remove(member)
+            self._broker._bump(group)
+            answers[member_id] = None
+        return answers
 
     def close(self) -> None:
         pass

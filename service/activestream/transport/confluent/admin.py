@@ -44,6 +44,14 @@ class ConfluentAdminAdapter(FromSettings, Admin):
         self._replication_factor = replication_factor
         self._request_timeout_s = request_timeout_ms / 1000
         self._bootstrap_timeout_s = bootstrap_timeout_ms / 1000
+        # For remove_members, which goes through kafka-python (see there).
+        self._kafka_python = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "request_timeout_ms": request_timeout_ms,
+            "bootstrap_timeout_ms": bootstrap_timeout_ms,
+            "security": security,
+        }
         config = client_config(
             bootstrap_servers,
             client_id,
@@ -125,6 +133,17 @@ class ConfluentAdminAdapter(FromSettings, Admin):
             return False
         finally:
             serve_logs(admin)
+
+    def remove_members(self, group_id: str, member_ids: Sequence[str]) -> dict[str, str | None]:
+        """Through kafka-python's admin client (always installed): librdkafka has no call that removes
+        another member from a group. ``kafka_options`` are librdkafka's and are not passed on."""
+        from activestream.transport.kafka import KafkaAdminAdapter
+
+        admin = KafkaAdminAdapter(**self._kafka_python)
+        try:
+            return admin.remove_members(group_id, member_ids)
+        finally:
+            admin.close()
 
     def close(self) -> None:
         self._admin = None  # librdkafka's AdminClient has no close(); dropping it releases it

@@ -120,6 +120,8 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
         self._assigned: set[TopicPartition] = set()
         # During on_assign: the offsets sought for the partitions being assigned.
         self._sought: dict[TopicPartition, int] | None = None
+        # The offsets sought since the assignment: where fetching starts before anything is consumed.
+        self._starts: dict[TopicPartition, int] = {}
         # Keeps a partition's new records from waiting behind the whole prefetched backlog of the others.
         self._fair = FairShare()
         self._fair_partitions: dict[TopicPartition, CkTopicPartition] = {}
@@ -208,6 +210,7 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
             self._sought[tp] = offset  # inside on_assign: applied when the adapter assigns, right after it
             return
         self._fair.sought(tp, offset)
+        self._starts[tp] = offset
         try:
             self._consumer.seek(ck_partition(tp, offset))
         except KafkaException as exc:
@@ -239,8 +242,10 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
 
         The end is the larger of the broker's high watermark and the one of the last fetch response
         (Tansu 0.6 answers ``ListOffsets(latest)`` with the base offset of the last record batch plus one).
-        Partitions with no position yet (nothing consumed since the assignment) are left out. All the
-        requests together take at most ``lag_timeout_ms``; past it, ``BrokerUnavailable``.
+        A partition with nothing consumed since its assignment counts from where its fetching starts: the
+        offset sought, else the group's committed offset, else the log's start (``auto.offset.reset``
+        earliest). All the requests together take at most ``lag_timeout_ms``; past it,
+        ``BrokerUnavailable``.
         """
         assigned = [ck_partition(tp) for tp in sorted(self._assigned)]
         if not assigned:
@@ -249,16 +254,29 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
             deadline = time.monotonic() + self._lag_timeout_s
             lag = {}
             for entry in self._consumer.position(assigned):
-                if entry.offset < 0:
-                    continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise BrokerUnavailable("measuring lag: timed out")
-                _, high = self._consumer.get_watermark_offsets(entry, timeout=remaining, cached=False)
+                low, high = self._consumer.get_watermark_offsets(entry, timeout=remaining, cached=False)
                 _, fetched = self._consumer.get_watermark_offsets(entry, cached=True)
                 end = max(high, fetched, 0)
-                lag[our_partition(entry)] = max(0, end - entry.offset)
+                start = entry.offset if entry.offset >= 0 else self._start(entry, low, deadline)
+                lag[our_partition(entry)] = max(0, end - start)
         return lag
+
+    def _start(self, entry: CkTopicPartition, low: int, deadline: float) -> int:
+        """Where fetching a partition with nothing consumed yet starts (see ``lag``)."""
+        sought = self._starts.get(our_partition(entry))
+        if sought is not None:
+            return sought
+        (committed,) = self._consumer.committed([entry], timeout=max(0.001, deadline - time.monotonic()))
+        return committed.offset if committed.error is None and committed.offset >= 0 else max(low, 0)
+
+    def member_id(self) -> str | None:
+        try:
+            return self._consumer.memberid() or None
+        except RuntimeError:  # closed
+            return None
 
     def close(self) -> None:
         """Leave the group (``on_revoke`` runs first, so it can still commit) and release the client."""
@@ -334,6 +352,7 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
             self._run("assign", tps)
         finally:
             sought, self._sought = self._sought or {}, None
+            self._starts = dict(sought)
             for tp, offset in sought.items():
                 self._fair.sought(tp, offset)
             try:
