@@ -136,3 +136,20 @@ class _CountingAdmin:
     def remove_members(self, group_id, member_ids):
         self.calls += 1
         return self._admin.remove_members(group_id, member_ids)
+
+
+def test_a_record_that_cannot_be_written_is_a_warning_and_tried_again_at_the_next_assignment(
+    tmp_path, caplog
+):
+    broker = MemoryBroker()
+    checkpoint = tmp_path / "state.ckpt"
+    MemberRecord(checkpoint).path.mkdir()  # the record's path is taken: every write fails
+    consumer = broker.consumer("activestream")
+    consumer.subscribe(["events"])
+    consumer.poll(0, 1)
+    takeover = Takeover(consumer, broker.admin(), checkpoint, "activestream", "")
+    takeover.joined()
+    assert any("could not record" in r.getMessage() for r in caplog.records)
+    MemberRecord(checkpoint).path.rmdir()
+    takeover.joined()  # not remembered as recorded: written now
+    assert MemberRecord(checkpoint).load("activestream") == consumer.member_id()
