@@ -105,8 +105,26 @@ def render(results: Mapping[str, Any], suffix: str = "") -> str:
     lines += _overload(results.get("overload"))
     lines += ["## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in results.get("machine", {}).items()]
+    lines += _runs(results.get("ran", {}))
     lines += ["", f"Sizes: `{json.dumps(results.get('sizes', {}))}`", ""]
     return "\n".join(lines)
+
+
+def _runs(ran: Mapping[str, str]) -> list[str]:
+    """Which run each section comes from, when ``soak.py --only`` reran some (the machine is the last).
+
+    >>> _runs({"kills": "d2, commit b", "memory": "d1, commit a"})
+    ['', 'Sections by run (`--only` reruns some; the machine above is the latest run):', '', '- d1, commit a: memory', '- d2, commit b: kills']
+    >>> _runs({"kills": "d", "memory": "d"})
+    []
+    """
+    by_run: dict[str, list[str]] = {}
+    for section, run in ran.items():
+        by_run.setdefault(run, []).append(section)
+    if len(by_run) < 2:
+        return []
+    lines = ["", "Sections by run (`--only` reruns some; the machine above is the latest run):", ""]
+    return lines + [f"- {run}: {', '.join(sections)}" for run, sections in sorted(by_run.items())]
 
 
 def _kill_runs(section: Any) -> list[Mapping[str, Any]]:

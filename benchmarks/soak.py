@@ -787,6 +787,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results["machine"] = machine_info()
     results["sizes"] = sizes
+    # With --only the other sections are an earlier run's: the report says which run each one is from.
+    ran = f"{results['machine']['date']}, commit {results['machine']['commit']}"
+    results["ran"] = {**results.get("ran", {}), **{section: ran for section in sections}}
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="activestream-soak-") as tmp:
