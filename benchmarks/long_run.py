@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from activestream.app import freeze_startup_heap
 from activestream.config import Settings
 from activestream.datasets import STREAMS, make_stream
 from activestream.http import HttpServer
@@ -139,6 +140,7 @@ class Run:
     gc_ns: list[int] = field(default_factory=list)  # each full (generation 2) collection's pause
     counts: dict[str, int] = field(default_factory=dict)
     trace: dict[str, list[str]] = field(default_factory=dict)
+    frozen: int = 0  # objects taken out of full collections after start-up (0: --no-freeze)
 
     def watch_gc(self, phase: str, info: Mapping[str, int]) -> None:
         if info["generation"] == 2:
@@ -184,8 +186,13 @@ def sample(run: Run, service: Service, stream: Stream, started: float, port: int
     )
 
 
-def long_run(n: int, delay: int, stream: str = "hyperplane", seed: int = 1, trace: bool = False) -> Run:
-    """Run the service over ``n`` events: the samples, every decide call's time, the label times."""
+def long_run(
+    n: int, delay: int, stream: str = "hyperplane", seed: int = 1, trace: bool = False, freeze: bool = True
+) -> Run:
+    """Run the service over ``n`` events: the samples, every decide call's time, the label times.
+
+    ``freeze``: take the start-up heap out of full collections after ``start()``, as ``activestream run``
+    does (``app.freeze_startup_heap``); ``False`` measures the loop without it."""
     run, every, mid = Run(n), max(1, n // 100), None
     if trace:
         tracemalloc.start()
@@ -200,6 +207,7 @@ def long_run(n: int, delay: int, stream: str = "hyperplane", seed: int = 1, trac
         server = HttpServer(service.metrics, service.health, "127.0.0.1", 0).start()
         started = time.perf_counter()
         service.start()
+        run.frozen = freeze_startup_heap() if freeze else 0
         sample(run, service, source, started, server.port)
         while not source.exhausted or source.due:
             service.run_once()
@@ -214,6 +222,7 @@ def long_run(n: int, delay: int, stream: str = "hyperplane", seed: int = 1, trac
         service.shutdown()
         server.stop()
     gc.callbacks.remove(run.watch_gc)
+    gc.unfreeze()
     if trace:
         run.trace = trace_tops(mid, tracemalloc.take_snapshot())
         tracemalloc.stop()
@@ -378,8 +387,15 @@ def report(run: Run, args: argparse.Namespace, info: Mapping[str, str], stem: st
         f"shared machine does not inflate: per event median {dec['per_event_cpu_median_us']:.1f} µs, "
         f"p99 {dec['per_event_cpu_p99_us']:.1f} µs.",
         "",
-        f"Full (generation 2) garbage collections: {len(run.gc_ns):,}, pause median "
-        f"{quantile(gc_ms, 0.5):.1f} ms, max {max(gc_ms):.1f} ms; {dec['gc_calls']:,} decide calls held one "
+        (
+            f"Start-up heap frozen as `activestream run` does (`app.freeze_startup_heap`): {run.frozen:,} "
+            "objects out of full collections. "
+            if run.frozen
+            else "Start-up heap not frozen (`--no-freeze`): every full collection walks it. "
+        )
+        + f"Full (generation 2) garbage collections: {len(run.gc_ns):,}, pause median "
+        f"{quantile(gc_ms, 0.5):.1f} ms, max {max(gc_ms):.1f} ms; {dec['gc_calls']:,} decide "
+        "calls held one "
         f"(per-call p99 without them: {dec['batch_p99_no_gc_us'] / 1000:.2f} ms). "
         f"Labels (`Engine.on_label`, {len(run.label_ns):,}): median {quantile(labels, 0.5):.0f} µs, "
         f"p99 {quantile(labels, 0.99):.0f} µs.",
@@ -437,12 +453,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stream", default="hyperplane", choices=sorted(STREAMS))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trace", action="store_true", help="tracemalloc: what holds and grows memory")
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="leave the start-up heap in full collections (the before)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--name", help="output file stem (default long_run[_quick])")
     args = parser.parse_args(argv)
     n = args.events or (QUICK_N if args.quick else FULL_N)
     load_start = os.getloadavg()
-    run = long_run(n, args.delay, args.stream, args.seed, args.trace)
+    run = long_run(n, args.delay, args.stream, args.seed, args.trace, freeze=not args.no_freeze)
     stem = args.name or ("long_run_quick" if args.quick else "long_run")
     md = write_outputs(run, args, machine(load_start), args.out, stem)
     print(md.read_text(encoding="utf-8"))

@@ -113,8 +113,13 @@ def render(results: Mapping[str, Any], suffix: str = "") -> str:
 def _runs(ran: Mapping[str, str]) -> list[str]:
     """Which run each section comes from, when ``soak.py --only`` reran some (the machine is the last).
 
-    >>> _runs({"kills": "d2, commit b", "memory": "d1, commit a"})
-    ['', 'Sections by run (`--only` reruns some; the machine above is the latest run):', '', '- d1, commit a: memory', '- d2, commit b: kills']
+    >>> for line in _runs({"kills": "d2, commit b", "memory": "d1, commit a"}):
+    ...     print(line)
+    <BLANKLINE>
+    Sections by run (`--only` reruns some; the machine above is the latest run):
+    <BLANKLINE>
+    - d1, commit a: memory
+    - d2, commit b: kills
     >>> _runs({"kills": "d", "memory": "d"})
     []
     """

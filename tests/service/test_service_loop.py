@@ -640,6 +640,7 @@ def test_readiness_follows_the_broker_while_the_loop_is_held_in_a_commit(tmp_pat
 
 
 def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
+    import gc
     import logging
     import os
     import signal
@@ -653,14 +654,18 @@ def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
     root = logging.getLogger()
     saved = root.handlers[:], root.level, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     harness.send_events(range(3))
+    frozen, freeze = [], gc.freeze
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(freeze()))
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     try:
         app.run(harness.settings.model_copy(update={"metrics_port": 0, "metrics_host": "127.0.0.1"}))
     finally:
         timer.cancel()
+        gc.unfreeze()  # run() froze the start-up heap: give the test process's back to the collector
         root.handlers[:], root.level = saved[0], saved[1]
         signal.signal(signal.SIGTERM, saved[2])
         signal.signal(signal.SIGINT, saved[3])
     assert load_checkpoint(harness.settings.checkpoint_path).offsets[EVENTS] == 3
     assert harness.committed()[EVENTS] == 3
+    assert frozen, "run() takes the start-up heap out of full collections"
