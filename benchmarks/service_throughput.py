@@ -657,16 +657,16 @@ def decision_latency(records: Sequence[tuple[bytes, bytes]], learner: ActiveLear
 
 #: What the loop's time is spent on: (label, module path fragment(s), function name), by cumulative time.
 PROFILE_PARTS = (
-    ("poll (kafka-python fetch + Message conversion)", "transport/kafka.py", "poll"),
+    ("poll (kafka-python fetch + Message conversion)", "transport/kafka/consumer.py", "poll"),
     ("handle events (total)", "activestream/feeding.py", "_handle"),
     ("  parse + validate event (pydantic)", "activestream/messages.py", "parse_event"),
     ("  learner.decide (model + measure + policy)", "activestream/learner.py", "decide"),
     ("  build label request", "activestream/messages.py", "label_request_for"),
     ("  serialize label request (to_json)", "activestream/messages.py", "to_json"),
-    ("  produce (kafka-python send)", "transport/kafka.py", "produce"),
+    ("  produce (kafka-python send)", "transport/kafka/producer.py", "produce"),
     ("  pending store add", "activestream/join.py", "add"),
-    ("flush (wait for acks)", "transport/kafka.py", "flush"),
-    ("commit (OffsetCommit round trip)", "transport/kafka.py", "commit"),
+    ("flush (wait for acks)", "transport/kafka/producer.py", "flush"),
+    ("commit (OffsetCommit round trip)", "transport/kafka/consumer.py", "commit"),
     ("after batch: metrics, health, lag check", "activestream/monitoring.py", "after_batch"),
     ("checkpoint", "activestream/checkpointing.py", "checkpoint"),
 )
@@ -1115,7 +1115,7 @@ POLICY_MODULES = tuple(
 )
 MATRIX_PARTS = (
     ("poll (confluent: fetch, decode, Message objects)", "transport/confluent/consumer.py", "poll"),
-    ("poll (kafka-python: fetch, decode, Message objects)", "transport/kafka.py", "poll"),
+    ("poll (kafka-python: fetch, decode, Message objects)", "transport/kafka/consumer.py", "poll"),
     ("parse events (batch: fast path + pydantic fallback)", "activestream/batch_parsing.py", "parse_events"),
     ("parse events (per event: pydantic)", "activestream/messages.py", "parse_event"),
     (

@@ -33,7 +33,7 @@ def test_samples_fall_in_the_part_of_the_loop_they_are_in_and_waiting_is_not_wor
     raw.write_text(
         "\n".join(
             [
-                f"{LOOP};KafkaConsumerAdapter.poll (activestream/transport/kafka.py:300) 10",
+                f"{LOOP};KafkaConsumerAdapter.poll (activestream/transport/kafka/consumer.py:300) 10",
                 f"{feed};parse_events (activestream/batch_parsing.py:120) 20",
                 f"{feed};Decider._decide_run (activestream/engine/deciding.py:200) 30",
                 f"{feed};Trainer._learn (activestream/engine/learning.py:110) 5",

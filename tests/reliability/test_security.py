@@ -97,8 +97,12 @@ def test_sasl_ssl_settings_reach_every_kafka_client(monkeypatch, tmp_path):
         files[field].write_text("-----BEGIN-----\n")
     settings = load_settings(security_protocol="SASL_SSL", **SASL_VALUES, **files)
     Recorder.calls = []
-    for name in ("KafkaConsumer", "KafkaProducer", "KafkaAdminClient"):
-        monkeypatch.setattr(kafka_transport, name, Recorder(name))
+    for module, name in (
+        (kafka_transport.consumer, "KafkaConsumer"),
+        (kafka_transport.producer, "KafkaProducer"),
+        (kafka_transport.admin, "KafkaAdminClient"),
+    ):
+        monkeypatch.setattr(module, name, Recorder(name))
     kafka_transport.KafkaConsumerAdapter.from_settings(settings)
     kafka_transport.KafkaProducerAdapter.from_settings(settings)
     kafka_transport.KafkaAdminAdapter.from_settings(settings)._client()  # created lazily

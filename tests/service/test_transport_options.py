@@ -6,6 +6,7 @@ import pytest
 
 from activestream.config import ConfigError, Settings, load_settings
 from activestream.transport import kafka as kafka_transport
+from activestream.transport.kafka.consumer import _static_membership
 from activestream.transport.options import CONSUMER_OPTIONAL_SETTINGS, FromSettings
 
 
@@ -58,9 +59,9 @@ def test_both_consumer_adapters_read_the_instance_id():
 
 
 def test_kafka_python_gets_group_instance_id_only_when_set():
-    assert kafka_transport._static_membership("") == {}
-    assert kafka_transport._static_membership(None) == {}
-    assert kafka_transport._static_membership("pod-0") == {"group_instance_id": "pod-0"}
+    assert _static_membership("") == {}
+    assert _static_membership(None) == {}
+    assert _static_membership("pod-0") == {"group_instance_id": "pod-0"}
 
 
 def test_the_installed_kafka_python_supports_static_membership():

@@ -98,7 +98,7 @@ class ConfluentAdminAdapter(FromSettings, Admin):
         log.info("created topics %s (%d partitions)", missing, partitions)
 
     def _wait_for(self, topics: list[str]) -> None:
-        """Until the metadata lists every topic with its partitions' leaders (as kafka.py waits)."""
+        """Until the metadata lists every topic with its partitions' leaders (as transport.kafka waits)."""
         deadline = time.monotonic() + self._request_timeout_s
         while True:
             listed = self._client().list_topics(timeout=self._request_timeout_s).topics
