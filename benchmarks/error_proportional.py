@@ -133,7 +133,7 @@ def run(seeds: Sequence[int], methods: Sequence[str]) -> list[tuple[int, Record]
     return records
 
 
-def report(records: list[tuple[int, Record]], seeds: Sequence[int]) -> str:
+def report(records: list[tuple[int, Record]]) -> str:
     """Mean gain over random sampling (points) per method × budget × delay: mean over cells per seed,
     then mean and spread over seeds; and the cells more than a point below random."""
     by = {(seed, r.stream, r.learner, r.delay, r.budget, r.method): r for seed, r in records}
@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = run(seeds, methods)
         if args.save:
             args.save.write_bytes(pickle.dumps(records))
-    table = report(records, seeds)
+    table = report(records)
     info = machine_info([load[0], os.getloadavg()[0]], git_commit())
     machine = "\n".join(f"| {k} | {v} |" for k, v in info.items())
     text = (

@@ -209,7 +209,7 @@ def build_service(settings: Settings) -> Service:
 def freeze_startup_heap() -> int:
     """Take what start-up left alive out of the garbage collector's full collections; return how many.
 
-    Imported modules (river, scipy, pydantic, the Kafka client) and the restored model are ~150,000
+    Imported modules (river, scipy, pydantic, the Kafka client) and the restored model are ~137,000
     tracked objects that live as long as the process. Every full collection walked all of them: 70–120 ms
     stalls of the loop, one every few seconds while pending requests accumulate (``long_run.py``).
     Frozen, they are skipped (CPython's ``gc.freeze``, meant for this); reference counting still frees
