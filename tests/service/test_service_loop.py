@@ -656,12 +656,19 @@ def test_app_run_stops_cleanly_on_sigterm(harness, monkeypatch):
     harness.send_events(range(3))
     frozen, freeze = [], gc.freeze
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(freeze()))
-    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+
+    def stop_once_read() -> None:
+        # A fixed delay raced start-up: freezing this test process's large heap can outlast it, and the
+        # signal then stopped the loop before it had read anything. SIGTERM once the events are committed.
+        _eventually(lambda: harness.committed().get(EVENTS) == 3, timeout_s=30)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_once_read, daemon=True)
+    stopper.start()
     try:
         app.run(harness.settings.model_copy(update={"metrics_port": 0, "metrics_host": "127.0.0.1"}))
     finally:
-        timer.cancel()
+        stopper.join(30)
         gc.unfreeze()  # run() froze the start-up heap: give the test process's back to the collector
         root.handlers[:], root.level = saved[0], saved[1]
         signal.signal(signal.SIGTERM, saved[2])
