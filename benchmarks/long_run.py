@@ -178,7 +178,7 @@ def sample(run: Run, service: Service, stream: Stream, started: float, port: int
             "pending": len(service.pending),
             # Answered or expired request ids the store remembers (to reject a second label), up to
             # pending_max: read from outside, the store has no public count of them.
-            "closed_ids": len(getattr(service.pending, "_closed", ())),
+            "closed_ids": len(service.pending.closed),
             "labels_learned": service.model_version,
             "journal_kb": round(journal.stat().st_size / 1024, 1) if journal.exists() else 0,
             "metrics_kb": round(scraped / 1024, 1),

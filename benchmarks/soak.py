@@ -298,7 +298,7 @@ def memory_soak(events: int, workdir: Path) -> dict[str, Any]:
                     "events": seen,
                     "rss_mib": rss,
                     "pending": len(service.pending),
-                    "closed": len(service.pending._closed),
+                    "closed": len(service.pending.closed),
                     "learned": service.model_version,
                     "wall_s": time.perf_counter() - started,
                 }
@@ -314,7 +314,7 @@ def memory_soak(events: int, workdir: Path) -> dict[str, Any]:
             "events": events,
             "rss_mib": rss,
             "pending": len(service.pending),
-            "closed": len(service.pending._closed),
+            "closed": len(service.pending.closed),
             "learned": service.model_version,
             "wall_s": took,
         }

@@ -3,8 +3,9 @@
 A pure, bounded data structure (time comes in as ``now_ms``; it is pickled into checkpoints). Entries
 are indexed by request id and by event id, since a label may name either. An entry leaves the store when
 its label is joined, when it outlives its TTL, or when the store is full and it is the oldest (evicted).
-The ids of entries that left are remembered in a bounded LRU, so a second label for the same request is
-told apart (``duplicate``; ``expired``) from a label nobody asked for (``unknown``).
+The ids of entries that left are remembered, the newest ``closed_max`` of them in memory allocated once
+(``activestream.closed_requests``), so a second label for the same request is told apart (``duplicate``;
+``expired``) from a label nobody asked for (``unknown``).
 
 >>> store = PendingStore(max_size=2, ttl_ms=1000)
 >>> store.add("r1", "e1", {"x": 1.0}, asked_at_ms=0, decision_reason="informative")
@@ -25,6 +26,7 @@ from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from activestream.closed_requests import ClosedRequests
 from activestream.types import ClassLabel, Features
 
 __all__ = ["Expired", "ExpiryReason", "JoinResult", "JoinStatus", "PendingEntry", "PendingStore"]
@@ -119,7 +121,8 @@ class PendingStore:
     ttl_ms
         An entry expires ``ttl_ms`` after it was asked.
     closed_max
-        How many answered or expired request ids are remembered (default ``max_size``).
+        How many answered or expired request ids are remembered (default ``max_size``; ~80 bytes each,
+        allocated when the store is made).
 
     Examples
     --------
@@ -147,8 +150,7 @@ class PendingStore:
         # Insertion order is asking order, so the oldest entry (first to expire or be evicted) is first.
         self._pending: OrderedDict[str, PendingEntry] = OrderedDict()
         self._pending_by_event: dict[str, str] = {}
-        self._closed: OrderedDict[str, tuple[str, JoinStatus]] = OrderedDict()
-        self._closed_by_event: dict[str, str] = {}
+        self.closed = ClosedRequests(self.closed_max, tuple(JoinStatus))
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -172,7 +174,7 @@ class PendingStore:
 
     def knows_event(self, event_id: str) -> bool:
         """Whether a request for ``event_id`` is pending or was recently answered or expired."""
-        return event_id in self._pending_by_event or event_id in self._closed_by_event
+        return event_id in self._pending_by_event or self.closed.knows_event(event_id)
 
     def add(
         self,
@@ -197,7 +199,7 @@ class PendingStore:
         """
         if request_id in self._pending:
             return []
-        self._forget_closed(request_id)
+        self.closed.forget(request_id)
         entry = PendingEntry(
             request_id,
             event_id,
@@ -222,17 +224,14 @@ class PendingStore:
 
         A ``learned`` result removes the entry: a second label for it is a ``duplicate``.
         """
-        request_id = self._resolve(request_id, event_id)
-        if request_id is None:
-            return JoinResult(JoinStatus.UNKNOWN)
-        entry = self._pending.get(request_id)
-        if entry is None:
-            return self._closed_result(request_id)
-        if now_ms >= entry.expires_at_ms:  # not swept by ``expire`` yet
-            self._close(entry, JoinStatus.EXPIRED)
-            return JoinResult(JoinStatus.EXPIRED, entry)
-        self._close(entry, JoinStatus.DUPLICATE)
-        return JoinResult(JoinStatus.LEARNED, entry, now_ms - entry.asked_at_ms)
+        found = self._locate(request_id, event_id)
+        if not isinstance(found, PendingEntry):
+            return JoinResult(found)
+        if now_ms >= found.expires_at_ms:  # not swept by ``expire`` yet
+            self._close(found, JoinStatus.EXPIRED)
+            return JoinResult(JoinStatus.EXPIRED, found)
+        self._close(found, JoinStatus.DUPLICATE)
+        return JoinResult(JoinStatus.LEARNED, found, now_ms - found.asked_at_ms)
 
     def peek(
         self, now_ms: int, *, request_id: str | None = None, event_id: str | None = None
@@ -247,15 +246,27 @@ class PendingStore:
         >>> store.peek(10, event_id="e1").request_id, store.peek(1000, event_id="e1"), len(store)
         ('r1', None, 1)
         """
-        request_id = self._resolve(request_id, event_id)
-        entry = self._pending.get(request_id) if request_id is not None else None
-        return entry if entry is not None and now_ms < entry.expires_at_ms else None
+        found = self._locate(request_id, event_id)
+        return found if isinstance(found, PendingEntry) and now_ms < found.expires_at_ms else None
 
-    def _resolve(self, request_id: str | None, event_id: str | None) -> str | None:
-        """The request a label names: its ``request_id`` when known, else its event's request."""
-        if request_id is None or (request_id not in self._pending and request_id not in self._closed):
-            return self._request_of(event_id) if event_id is not None else request_id
-        return request_id
+    def _locate(self, request_id: str | None, event_id: str | None) -> PendingEntry | JoinStatus:
+        """The pending entry a label names, else what a label for it gets (closed or unknown).
+
+        A known ``request_id`` (pending or closed) wins; else the event's pending, then closed, request.
+        """
+        if request_id is not None:
+            if request_id in self._pending:
+                return self._pending[request_id]
+            closed = self.closed.status_of_request(request_id)
+            if closed is not None:
+                return closed
+        if event_id is not None:
+            if event_id in self._pending_by_event:
+                return self._pending[self._pending_by_event[event_id]]
+            closed = self.closed.status_of_event(event_id)
+            if closed is not None:
+                return closed
+        return JoinStatus.UNKNOWN
 
     def expire(self, now_ms: int) -> list[Expired]:
         """Remove and return the entries whose TTL has passed at ``now_ms``, oldest first."""
@@ -268,29 +279,19 @@ class PendingStore:
             expired.append(Expired(oldest, ExpiryReason.TTL))
         return expired
 
-    def _request_of(self, event_id: str) -> str | None:
-        return self._pending_by_event.get(event_id) or self._closed_by_event.get(event_id)
-
-    def _closed_result(self, request_id: str) -> JoinResult:
-        closed = self._closed.get(request_id)
-        if closed is None:
-            return JoinResult(JoinStatus.UNKNOWN)
-        self._closed.move_to_end(request_id)
-        return JoinResult(closed[1])
-
     def _close(self, entry: PendingEntry, status: JoinStatus) -> None:
         """Move an entry from pending to closed; ``status`` is what a later label for it gets."""
         del self._pending[entry.request_id]
         if self._pending_by_event.get(entry.event_id) == entry.request_id:
             del self._pending_by_event[entry.event_id]
-        self._closed[entry.request_id] = (entry.event_id, status)
-        self._closed_by_event[entry.event_id] = entry.request_id
-        while len(self._closed) > self.closed_max:
-            forgotten, (event_id, _) = self._closed.popitem(last=False)
-            if self._closed_by_event.get(event_id) == forgotten:
-                del self._closed_by_event[event_id]
+        self.closed.add(entry.request_id, entry.event_id, status)
 
-    def _forget_closed(self, request_id: str) -> None:
-        closed = self._closed.pop(request_id, None)
-        if closed is not None and self._closed_by_event.get(closed[0]) == request_id:
-            del self._closed_by_event[closed[0]]
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Stores pickled before ``closed`` kept their closed ids in an LRU of strings: carried over.
+        legacy = state.pop("_closed", None)
+        state.pop("_closed_by_event", None)
+        self.__dict__.update(state)
+        if legacy is not None:
+            self.closed = ClosedRequests(self.closed_max, tuple(JoinStatus))
+            for request_id, (event_id, status) in legacy.items():
+                self.closed.add(request_id, event_id, status)

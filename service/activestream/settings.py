@@ -195,7 +195,12 @@ class Settings(BaseSettings):
         86400, gt=0, description="How long a label request waits for its label before it expires."
     )
     pending_max: int = Field(
-        100_000, ge=1, description="Most label requests waiting at once; the oldest is evicted beyond it."
+        100_000,
+        ge=1,
+        description=(
+            "Most label requests waiting at once; the oldest is evicted beyond it. As many answered or"
+            " expired request ids are kept to reject a second label (~80 bytes each, allocated at start)."
+        ),
     )
     # Input limits
     max_message_bytes: int = Field(

@@ -104,7 +104,32 @@ def test_the_memory_of_closed_requests_is_bounded():
         store.join(5, request_id=f"r{key}")
     assert store.join(6, request_id="r1").status is JoinStatus.UNKNOWN  # forgotten
     assert store.join(6, request_id="r3").status is JoinStatus.DUPLICATE
-    assert len(store._closed) == 2 and len(store._closed_by_event) == 2
+    assert len(store.closed) == 2
+    assert store.knows_event("e3") and not store.knows_event("e1")
+
+
+def test_a_closed_request_asked_again_is_pending_again():
+    store = store_with("1")
+    store.join(5, request_id="r1")
+    store.add("r1", "e1", {"x": 1}, 6, "random")  # a replayed ask under the same id
+    assert store.join(7, request_id="r1").status is JoinStatus.LEARNED
+    assert store.join(8, request_id="r1").status is JoinStatus.DUPLICATE
+
+
+def test_loads_a_store_pickled_when_closed_ids_were_kept_as_strings():
+    from collections import OrderedDict
+
+    store = store_with("1", "2")
+    state = store.__dict__.copy()
+    del state["closed"]  # the layout of stores checkpointed before activestream.closed_requests
+    state["_closed"] = OrderedDict([("r0", ("e0", JoinStatus.DUPLICATE)), ("r9", ("e9", JoinStatus.EXPIRED))])
+    state["_closed_by_event"] = {"e0": "r0", "e9": "r9"}
+    old = PendingStore.__new__(PendingStore)
+    old.__setstate__(state)
+    assert old.join(1, request_id="r0").status is JoinStatus.DUPLICATE
+    assert old.join(1, event_id="e9").status is JoinStatus.EXPIRED
+    assert old.join(1, event_id="e2").status is JoinStatus.LEARNED
+    assert not hasattr(old, "_closed")
 
 
 def test_keeps_the_predicted_label_and_reason_for_evaluation():
