@@ -121,7 +121,7 @@ class PendingStore:
     ttl_ms
         An entry expires ``ttl_ms`` after it was asked.
     closed_max
-        How many answered or expired request ids are remembered (default ``max_size``; ~80 bytes each,
+        How many answered or expired request ids are remembered (default ``max_size``; ~105 bytes each,
         allocated when the store is made).
 
     Examples

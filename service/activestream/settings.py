@@ -199,7 +199,7 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Most label requests waiting at once; the oldest is evicted beyond it. As many answered or"
-            " expired request ids are kept to reject a second label (~80 bytes each, allocated at start)."
+            " expired request ids are kept to reject a second label (~105 bytes each, allocated at start)."
         ),
     )
     # Input limits

@@ -61,6 +61,7 @@ def test_answers_like_a_list_of_the_newest_closings(capacity, ops):
             newest = [x for x in ring if x[1] == f"e{e}"][-1:]
             expected = newest[0][2] if newest and newest[0][3] else None
             assert memory.status_of_event(f"e{e}") is expected
+            assert memory.knows_event(f"e{e}") is (expected is not None)
 
 
 def test_a_full_memory_keeps_answering_at_its_bound():
@@ -71,6 +72,21 @@ def test_a_full_memory_keeps_answering_at_its_bound():
     assert all(memory.status_of_request(f"r{i}") is None for i in range(4000))
     assert all(memory.status_of_request(f"r{i}") is STATUSES[i % 2] for i in range(4000, 5000))
     assert all(memory.knows_event(f"e{i}") for i in range(4000, 5000))
+
+
+def test_a_saturated_filter_counter_only_costs_speed(monkeypatch):
+    from activestream import closed_requests
+
+    monkeypatch.setattr(closed_requests, "crc32", lambda data: 0)  # every event on one counter
+    memory = ClosedRequests(300, STATUSES)
+    for i in range(300):
+        memory.add(f"r{i}", f"e{i}", STATUSES[0])
+    for i in range(290):
+        memory.forget(f"r{i}")
+    assert memory._filter[0] == 255  # stuck: it stopped counting at 255
+    assert [memory.knows_event(f"e{i}") for i in (0, 289, 290, 299, 300)] == [False, False, True, True, False]
+    copy = pickle.loads(pickle.dumps(memory))
+    assert copy._filter[0] == 10 and copy.knows_event("e295") and not copy.knows_event("e5")
 
 
 def test_refuses_an_empty_bound():
