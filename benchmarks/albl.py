@@ -38,7 +38,7 @@ from activestream.learner import DEFAULT_MEASURE, ActiveLearner, Decision
 from activestream.models import make_model
 from error_proportional import BASELINES, report, run, write
 from field import METHODS, RESULTS, Method, Record, register
-from label_efficiency import Setting
+from label_efficiency import Setting, fix_string_hashes
 
 #: EXP4.P's minimal probability (libact's default for ALBL), here a floor on each expert's share.
 P_MIN = 0.05
@@ -212,4 +212,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    fix_string_hashes()
     sys.exit(main())

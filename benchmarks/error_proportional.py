@@ -37,7 +37,7 @@ from activestream.learner import ActiveLearner, Decision
 from activestream.models import make_model
 from field import FULL, LEARNERS, METHODS, RESULTS, STREAMS, Method, Record, Run, Task, git_commit, run_one
 from field_report import machine_info
-from label_efficiency import Setting
+from label_efficiency import Setting, fix_string_hashes
 
 BINS, WINDOW, MEMORY, PRIOR, FLOOR = 10, 1000, 50, 5.0, 0.1
 BUDGETS, DELAYS = (0.05, 0.10), (0, 500, 2000)
@@ -215,4 +215,5 @@ def write(path: Path, title: str, command: str, body: str, load_at_start: float)
 
 
 if __name__ == "__main__":
+    fix_string_hashes()
     sys.exit(main())

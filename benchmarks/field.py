@@ -68,7 +68,7 @@ from field_peers import (
     Supervised,
     prequential_offer,
 )
-from label_efficiency import Setting, _default, _random, _skactiveml, activestream_config
+from label_efficiency import Setting, _default, _random, _skactiveml, activestream_config, fix_string_hashes
 
 STREAMS = (
     "sea_abrupt",
@@ -717,6 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    fix_string_hashes()
     # Run as the module ``field`` (not ``__main__``), the name field_report and the workers import.
     import field
 

@@ -37,6 +37,7 @@ from field import (
     git_commit,
 )
 from field_report import machine_info
+from label_efficiency import fix_string_hashes
 
 #: Whole-grid cells of a method, by seed: (stream, learner, delay, budget) -> record.
 Cells = dict[tuple[str, str, int, float], Record]
@@ -358,4 +359,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    fix_string_hashes()
     sys.exit(main())
