@@ -20,11 +20,8 @@ adds over its own prior). Writes ``results/albl.md``::
 
 from __future__ import annotations
 
-import argparse
 import collections
 import math
-import os
-import pickle
 import statistics
 import sys
 from collections.abc import Sequence
@@ -36,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from activestream.decide import ConfidenceSplit
 from activestream.learner import DEFAULT_MEASURE, ActiveLearner, Decision
 from activestream.models import make_model
-from error_proportional import BASELINES, report, run, write
-from field import METHODS, RESULTS, Method, Record, register
+from error_proportional import BASELINES, records_from_cli, report, write
+from field import METHODS, Method, Record, register
 from label_efficiency import Setting, fix_string_hashes
 
 #: EXP4.P's minimal probability (libact's default for ALBL), here a floor on each expert's share.
@@ -187,27 +184,14 @@ def shares(records: list[tuple[int, Record]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--save", type=Path, help="pickle the records here (and report from it with --load)")
-    parser.add_argument("--load", type=Path, help="report from records pickled by --save; run nothing")
-    args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    load = os.getloadavg()
-    if args.load:
-        records = pickle.loads(args.load.read_bytes())
-    else:
-        records = run(seeds, [*BASELINES, register(FIXED).key, KEY])
-        if args.save:
-            args.save.write_bytes(pickle.dumps(records))
+    args, records, load = records_from_cli(__doc__, argv, lambda _: [*BASELINES, register(FIXED).key, KEY])
     body = (
         f"{report(records)}\n\n"
         "What the bandit chose: the share of events decided by the random arm (π_r; the default's is 0.1, "
         f"the bandit starts at 0.5 and is kept in [{P_MIN}, {1 - P_MIN}]):\n\n{shares(records)}"
     )
     title = "Active Learning by Learning between the default and random sampling (tried, not kept)"
-    write(args.out / "albl.md", title, f"python benchmarks/albl.py --seeds {args.seeds}", body, load[0])
+    write(args.out / "albl.md", title, f"python benchmarks/albl.py --seeds {args.seeds}", body, load)
     return 0
 
 

@@ -27,7 +27,7 @@ import pickle
 import random
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,31 +174,52 @@ def report(records: list[tuple[int, Record]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--gammas", default="2,4", help="comma-separated exponents of the error rates")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--save", type=Path, help="pickle the records here (and report from it with --load)")
-    parser.add_argument("--load", type=Path, help="report from records pickled by --save; run nothing")
-    args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    methods = [*BASELINES, *(method(float(g)) for g in args.gammas.split(","))]
-    load = os.getloadavg()
-    if args.load:
-        records = pickle.loads(args.load.read_bytes())
-    else:
-        records = run(seeds, methods)
-        if args.save:
-            args.save.write_bytes(pickle.dumps(records))
+    def gammas(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--gammas", default="2,4", help="comma-separated exponents of the error rates")
+
+    args, records, load = records_from_cli(
+        __doc__,
+        argv,
+        lambda args: [*BASELINES, *(method(float(g)) for g in args.gammas.split(","))],
+        gammas,
+    )
     command = f"python benchmarks/error_proportional.py --seeds {args.seeds} --gammas {args.gammas}"
     write(
         args.out / "error_proportional.md",
         "Error-proportional sampling (tried, not kept)",
         command,
         report(records),
-        load[0],
+        load,
     )
     return 0
+
+
+def records_from_cli(
+    doc: str,
+    argv: Sequence[str] | None,
+    methods: Callable[[argparse.Namespace], list[str]],
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple[argparse.Namespace, list[tuple[int, Record]], float]:
+    """A tried policy's command line: run ``methods(args)`` over ``--seeds``, or load records saved earlier.
+
+    Returns the arguments, the records and the 1-minute load average at the start.
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--seeds", default="1,2,3")
+    if options is not None:
+        options(parser)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--save", type=Path, help="pickle the records here (and report from it with --load)")
+    parser.add_argument("--load", help="report from comma-separated files written by --save; run nothing")
+    args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
+    if args.load:
+        records = [r for path in args.load.split(",") for r in pickle.loads(Path(path).read_bytes())]
+    else:
+        records = run([int(s) for s in args.seeds.split(",")], methods(args))
+        if args.save:
+            args.save.write_bytes(pickle.dumps(records))
+    return args, records, load
 
 
 def write(path: Path, title: str, command: str, body: str, load_at_start: float) -> None:
