@@ -521,8 +521,8 @@ def broker_soak(events: int, flood: int, workdir: Path) -> dict[str, Any]:
             "learned_s": learned_s,
             "labels_per_s": len(asked) / learned_s,
             "learned": state.model_version,
-            "learned_twice": state.model_version - len(rt.learned_request_ids(state)),
-            "lost": len(set(asked) - rt.learned_request_ids(state)),
+            "learned_twice": state.model_version - rt.learned_count(state),
+            "lost": len(set(asked) - rt.learned_among(state, asked)),
         }
         log(f"broker flood: {out['flood']}")
     return out

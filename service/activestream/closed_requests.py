@@ -197,6 +197,20 @@ class ClosedRequests:
                 return False
             i = (i + 1) & mask
 
+    def count(self, status: Any) -> int:
+        """How many remembered requests have ``status`` (e.g. the answered ones: labels learned).
+
+        The ids themselves are not kept, only their digests: ask about an id (``status_of_request``).
+
+        >>> from activestream.join import JoinStatus
+        >>> closed = ClosedRequests(capacity=3, statuses=tuple(JoinStatus))
+        >>> for i, status in enumerate([JoinStatus.DUPLICATE, JoinStatus.EXPIRED, JoinStatus.DUPLICATE]):
+        ...     closed.add(f"r{i}", f"e{i}", status)
+        >>> closed.count(JoinStatus.DUPLICATE), closed.count(JoinStatus.UNKNOWN)
+        (2, 0)
+        """
+        return self._codes.count(self.statuses.index(status) + 1)
+
     def _status_at(self, place: int) -> Any:
         return self.statuses[self._codes[place] - 1] if place >= 0 and self._codes[place] else None
 

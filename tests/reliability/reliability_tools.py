@@ -524,23 +524,23 @@ class Verdict:
         return d
 
 
-def learned_request_ids(state: CheckpointState) -> set[str]:
-    """Request ids the checkpointed state learned (closed with the status a second label gets)."""
-    closed = state.pending._closed
+def learned_count(state: CheckpointState) -> int:
+    """How many requests the checkpointed state learned (closed with the status a second label gets)."""
+    closed = state.pending.closed
     assert len(closed) < state.pending.closed_max, "the closed-request memory overflowed: raise pending_max"
-    return {rid for rid, (_, status) in closed.items() if status is JoinStatus.DUPLICATE}
+    return closed.count(JoinStatus.DUPLICATE)
 
 
-def known_events(state: CheckpointState) -> set[str]:
-    pending = state.pending
-    return set(pending._pending_by_event) | set(pending._closed_by_event)
+def learned_among(state: CheckpointState, request_ids: Iterable[str]) -> set[str]:
+    """Which of ``request_ids`` the checkpointed state learned (it keeps digests of ids, not the ids)."""
+    closed = state.pending.closed
+    return {rid for rid in request_ids if closed.status_of_request(rid) is JoinStatus.DUPLICATE}
 
 
 def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], events: int) -> Verdict:
     """Compare the final checkpoint with the labels posted and the topics."""
     state = load_checkpoint(options["checkpoint_path"])
     assert state is not None, "no checkpoint"
-    learned = learned_request_ids(state)
     requests = [
         LabelRequest.model_validate_json(r.value) for r in read_all(bootstrap, options["requests_topic"])
     ]
@@ -555,18 +555,22 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
     for record in read_all(bootstrap, options["decisions_topic"]):
         entry = json.loads(record.value)
         decisions[entry["event_id"]].append(entry["ask"])
+    learned = learned_count(state)
+    posted_learned = learned_among(state, posted)
+    # Every learned id was asked, so it is on the requests topic; what is learned and was not posted:
+    unasked = sorted(learned_among(state, {r.request_id for r in requests} - set(posted)))
     verdict = Verdict(
         events=events,
         labels_posted=len(posted),
-        learned=len(learned),
+        learned=learned,
         model_version=state.model_version,
-        lost=sorted(set(posted) - learned),
-        learned_twice=state.model_version - len(learned),
-        unasked_learned=sorted(learned - set(posted)),
+        lost=sorted(set(posted) - posted_learned),
+        learned_twice=state.model_version - learned,
+        unasked_learned=unasked,
         requests_on_topic=len(requests),
         distinct_requests=len({r.request_id for r in requests}),
         republished=len(requests) - len({r.request_id for r in requests}),
-        asks_forgotten=sorted(asked_events - known_events(state)),
+        asks_forgotten=sorted(e for e in asked_events if not state.pending.knows_event(e)),
         bad_request_ids=sum(r.request_id != request_id_for(r.event_id) for r in requests),
         dead_letters=dict(dead),
         decisions=len(decisions),
@@ -591,6 +595,8 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
         p.append(f"{verdict.learned_twice} labels learned more than once")
     if verdict.unasked_learned:
         p.append(f"{len(verdict.unasked_learned)} learned request ids were never posted")
+    if learned != len(posted_learned) + len(unasked):
+        p.append(f"{learned - len(posted_learned) - len(unasked)} learned request ids are on no topic")
     if verdict.asks_forgotten:
         p.append(f"{len(verdict.asks_forgotten)} asked events unknown to the final state")
     if verdict.bad_request_ids:

@@ -116,7 +116,7 @@ def test_slow_annotators_the_pending_store_stays_bounded_and_every_request_is_ac
     dead = run.dead_letters()
     assert set(dead) <= {"expired_request", "unknown_request"} and sum(dead.values()) == len(run.pending_late)
     assert dead["expired_request"] == run.metric(Metric.LABELS, status="expired") > 0
-    assert len(service.pending._closed) <= service.pending.closed_max  # the closed-id memory is bounded too
+    assert len(service.pending.closed) <= service.pending.closed_max  # the closed-id memory is bounded too
 
 
 def test_a_flood_of_labels_is_learned_at_a_useful_rate(tmp_path):
