@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/fast_paths.py $(BENCH_MODE)
 	$(BIN)/python benchmarks/versus_hand_built.py $(if $(FULL),--profile,--quick)
 	$(BIN)/python benchmarks/long_run.py $(BENCH_MODE)
+	$(BIN)/python benchmarks/training_log.py $(BENCH_MODE)
 
 bench-full:
 	$(MAKE) bench FULL=1

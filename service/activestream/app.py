@@ -194,16 +194,19 @@ def build_service(settings: Settings) -> Service:
         admin_from_settings,
         consumer_from_settings,
         producer_from_settings,
+        reader_from_settings,
     )
 
     admin = admin_from_settings(settings)  # first: a missing client package fails before any connection
     consumer = consumer_from_settings(settings)
+    reader = None
     try:
         producer = producer_from_settings(settings)
+        reader = reader_from_settings(settings) if settings.training_topic else None
     except BaseException:
         consumer.close()
         raise
-    return Service(settings, consumer, producer, admin)
+    return Service(settings, consumer, producer, admin, reader=reader)
 
 
 def freeze_startup_heap() -> int:

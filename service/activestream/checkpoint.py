@@ -86,6 +86,10 @@ class CheckpointState:
     #: The distinct string values per feature (``feature_bounds.CategoryBounds``; ``None`` in a
     #: checkpoint from before it existed).
     categories: Any = None
+    #: With a training log: the request ids of its examples learned (``closed_requests.ClosedRequests``;
+    #: ``None`` without one, or in a checkpoint from before it existed). ``offsets`` then holds the log's
+    #: partition too: the offset of its next example to learn.
+    applied: Any = None
 
 
 def save_checkpoint(path: str | Path, state: CheckpointState) -> int:

@@ -79,6 +79,7 @@ class Checkpointing:
         (to produce again; the loop then sets ``dirty``: the next checkpoint must cover what the journal
         put back in the pending store)."""
         positions = self._store.restore() or {}
+        positions.pop(self._engine.training_partition, None)  # the engine's own (not a group's partition)
         recovered = self._store.recover()
         self._partitions.restore(positions, recovered.ends)
         dead_letters.published_before = recovered.dead_lettered

@@ -192,6 +192,18 @@ class ActiveLearner(ActiveLearningClassifier):
         # Judged once: the classifier (and the template the drift arms rebuild from) never changes type.
         return binary_only(self.classifier)
 
+    def check_label(self, y: ClassLabel) -> None:
+        """Raise what ``learn_one`` would raise for a label this model can never learn (a binary model's
+        third class), without learning anything.
+
+        >>> make_learner("logreg").check_label("down")
+        Traceback (most recent call last):
+        ...
+        activestream.models.BinaryLabelError: the model is binary ... got 'down'; ...
+        """
+        if self._binary_only:
+            check_binary_label(y)
+
     def learn_one(self, x: Features, y: ClassLabel, **kwargs: Any) -> None:
         """Learn one labeled example; ``kwargs`` (e.g. ``unbiased=True``) go to the classifier.
 

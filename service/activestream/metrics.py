@@ -110,6 +110,9 @@ class Metric(StrEnum):
     SERVING_ARM = "activestream_serving_arm"
     CHAMPION_SWITCHES = "activestream_champion_switches_total"
     LABEL_FREE_ALARMS = "activestream_label_free_alarms_total"
+    # Several replicas, one model (``activestream.engine.training_log``).
+    TRAINING_EXAMPLES = "activestream_training_examples_total"
+    TRAINING_OFFSET = "activestream_training_log_offset"
 
 
 #: Every exported metric name, for checking alert rules and dashboards.
@@ -118,6 +121,7 @@ METRIC_NAMES: Final = tuple(metric.value for metric in Metric)
 EVENT_OUTCOMES: Final = ("asked", "discarded", "invalid")
 LABEL_STATUSES: Final = ("learned", "unknown", "expired", "duplicate", "invalid")
 EXPIRY_REASONS: Final = ("ttl", "evicted")
+TRAINING_OUTCOMES: Final = ("learned", "duplicate", "invalid")
 #: Classes with their own ``asked_labels_total`` series; later classes are counted as ``other``.
 MAX_LABEL_CLASSES: Final = 50
 #: Annotators (the top ones by volume) with their own ``annotator_*`` series; the rest are ``other``.
@@ -152,6 +156,12 @@ _SPECS: Final[Mapping[Metric, _Spec]] = {
     Metric.EVENTS: _Spec(Counter, "Events consumed, by outcome.", ("outcome",)),
     Metric.LABEL_REQUESTS: _Spec(Counter, "Label requests produced."),
     Metric.LABELS: _Spec(Counter, "Labels consumed, by status.", ("status",)),
+    Metric.TRAINING_EXAMPLES: _Spec(
+        Counter, "Training-log examples read: learned, duplicate (learned already) or invalid.", ("outcome",)
+    ),
+    Metric.TRAINING_OFFSET: _Spec(
+        Gauge, "Offset of the next training-log example to learn (end offset: caught up)."
+    ),
     Metric.DEAD_LETTERS: _Spec(Counter, "Messages dead-lettered, by reason.", ("reason",)),
     Metric.THRESHOLD: _Spec(Gauge, "The policy's current threshold."),
     Metric.BUDGET_TARGET: _Spec(Gauge, "Target fraction of events to ask labels for."),
@@ -319,6 +329,10 @@ class Metrics:
         """Count one label: ``learned``, ``unknown``, ``expired``, ``duplicate`` or ``invalid``."""
         self._label_series[status].inc()
 
+    def training_example(self, outcome: str) -> None:
+        """Count one training-log example: ``learned``, ``duplicate`` or ``invalid``."""
+        self._counters[Metric.TRAINING_EXAMPLES].labels(outcome=outcome).inc()
+
     def dead_letter(self, reason: str) -> None:
         self._counters[Metric.DEAD_LETTERS].labels(reason=reason).inc()
 
@@ -419,8 +433,11 @@ class Metrics:
         self._gauges[Metric.BUDGET_TARGET].set(target)
         self._gauges[Metric.BUDGET_SPENT].set(spent)
 
-    def pending(self, size: int) -> None:
+    def pending(self, size: int, training_offset: int | None = None) -> None:
+        """The pending requests, and the position in the training log when there is one."""
         self._gauges[Metric.PENDING].set(size)
+        if training_offset is not None:
+            self._gauges[Metric.TRAINING_OFFSET].set(training_offset)
 
     def lag(self, lags: Mapping[TopicPartition, int]) -> None:
         """Set the lag of exactly these partitions; series of partitions not given any more are removed."""

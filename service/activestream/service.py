@@ -21,6 +21,10 @@ learns) and owns the ordering, which is where the guarantees live:
   checkpointed, offsets committed, so a restart moves past them — then stops with
   ``DeadLetterLimitExceeded``.
 
+- **One model across replicas** (``training_topic``): before each poll the loop reads the training log
+  (``reader``, no group) and the engine learns its records first; a full read means more is waiting, so
+  that poll does not wait for events (:mod:`activestream.engine.training_log`).
+
 ``request_stop()`` (thread-safe; the CLI's signal handlers call it) lets the batch in flight finish, then
 the loop flushes, checkpoints, commits and closes.
 """
@@ -49,7 +53,7 @@ from activestream.persistence import Persistence
 from activestream.rebalancing import Rebalancing
 from activestream.startup import announce, prepare_topics, service_topics
 from activestream.takeover import Takeover
-from activestream.transport.base import Admin, Consumer, Producer
+from activestream.transport.base import Admin, Consumer, Message, Producer, Reader
 from activestream.transport.errors import BrokerUnavailable
 
 __all__ = ["PAUSED", "DeadLetterGuard", "DeadLetterLimitExceeded", "Service", "service_topics"]
@@ -71,6 +75,8 @@ class Service:
     consumer, producer, admin
         The transport (``transport.kafka`` in production, ``transport.memory`` in tests). ``admin`` is
         optional: without it topics are not created and the broker counts as reachable after a flush.
+    reader
+        Reads the training log (required with ``training_topic``; :mod:`activestream.engine.training_log`).
     learner
         The learner to start with when there is no checkpoint (default: built from ``settings``).
     metrics, health
@@ -88,6 +94,7 @@ class Service:
         producer: Producer,
         admin: Admin | None = None,
         *,
+        reader: Reader | None = None,
         learner: ActiveLearner | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
@@ -96,6 +103,9 @@ class Service:
     ):
         self.settings = settings
         self.consumer, self.producer, self.admin = consumer, producer, admin
+        if settings.training_topic and reader is None:
+            raise ValueError("a service with a training topic needs a reader of it")
+        self.reader = reader
         self.engine = Engine(settings, learner=learner, metrics=metrics, timer=timer)
         self.metrics = self.engine.metrics
         self.health = health or Health()
@@ -152,6 +162,9 @@ class Service:
         self._restore()
         prepare_topics(self.admin, self.settings)
         self._takeover.before_join()  # a killed predecessor's partitions come to us without its session
+        log_partition = self.engine.training_partition
+        if self.reader is not None and log_partition is not None:
+            self.reader.assign(log_partition, self.engine.state.training_offset)
         r = self._rebalancing
         self.consumer.subscribe(
             list(self._topics), on_assign=r.on_assign, on_revoke=r.on_revoke, on_lost=r.on_lost
@@ -202,7 +215,7 @@ class Service:
         self.metrics.up(False)
         self._monitoring.stop()
         self._store.close()
-        for part in (self.consumer, self.producer, self.admin):
+        for part in (self.consumer, self.reader, self.producer, self.admin):
             if part is not None:
                 try:
                     part.close()
@@ -211,9 +224,14 @@ class Service:
 
     # -- one batch --------------------------------------------------------------------------------------
     def run_once(self) -> int:
-        """Poll and handle one batch; return the number of messages handled."""
+        """Poll and handle one batch; return the number of messages handled (training-log records too)."""
+        s = self.settings
         try:
-            messages = self.consumer.poll(self.settings.poll_timeout_seconds, self.settings.max_poll_records)
+            reading = self.reader is not None and self.engine.training_partition is not None
+            examples = self.reader.poll(0.0, s.max_poll_records) if reading else []  # type: ignore[union-attr]
+            # A full read of the log: more is waiting (a replica catching up), so do not wait for events.
+            wait_s = 0.0 if len(examples) >= s.max_poll_records else s.poll_timeout_seconds
+            messages = self.consumer.poll(wait_s, s.max_poll_records)
         except BrokerUnavailable as error:
             log.warning("broker unavailable", extra={"error": str(error)})
             self.health.set_broker_reachable(False)
@@ -223,6 +241,7 @@ class Service:
         started, now_ms = self._timer(), self._clock_ms()
         self._checkpoints.consistent = False
         self.engine.tick(now_ms)
+        self._learn_training_log(examples, now_ms)
         touched = self._feeder.feed(messages, now_ms)
         self._publish()
         self._flush()
@@ -234,7 +253,22 @@ class Service:
         self._monitoring.after_batch(now_ms, started)
         if self._dead_letters.tripped is not None:
             raise self._dead_letters.tripped  # committed: a restart moves past what was dead-lettered
-        return len(messages)
+        return len(messages) + len(examples)
+
+    def _learn_training_log(self, examples: list[Message], now_ms: int) -> None:
+        """Learn the training log's records read since the last batch (every replica learns all of them)."""
+        for message in examples:
+            rejection = self.engine.on_training(message, message.offset, now_ms)
+            self._checkpoints.dirty = True
+            if rejection is not None:  # the same on every replica: skipped by all, logged by each
+                log.warning(
+                    "training record skipped",
+                    extra={
+                        "offset": message.offset,
+                        "reason": rejection.reason.value,
+                        "detail": rejection.detail,
+                    },
+                )
 
     def _publish(self) -> None:
         """Journal the batch's step, then produce its records in order."""

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         description="Audit trail: every ask is recorded, and this seeded, replay-stable share of the "
         "discards (chosen by a hash of the event id and the seed).",
     )
+    training_topic: str = Field(
+        "",
+        description="Several replicas, one model: when set, the replica that joins a label appends the "
+        "labeled example to this topic (one partition) instead of learning it, and every replica learns "
+        "the topic's examples in order, once each: every replica holds the same model. A new replica "
+        "reads it from the start. Empty: off (each replica learns the labels it joins).",
+    )
     carried_headers: str = Field(
         "",
         description="Comma-separated names of event headers copied to the event's label request and "
@@ -316,7 +323,14 @@ class Settings(BaseSettings):
         """``carried_headers`` as a set of names."""
         return frozenset(name.strip() for name in self.carried_headers.split(",") if name.strip())
 
-    @field_validator("events_topic", "requests_topic", "labels_topic", "dead_letter_topic", "decisions_topic")
+    @field_validator(
+        "events_topic",
+        "requests_topic",
+        "labels_topic",
+        "dead_letter_topic",
+        "decisions_topic",
+        "training_topic",
+    )
     @classmethod
     def _legal_topic(cls, name: str) -> str:
         # Kafka's rule for topic names: the broker would refuse any other one, later and less clearly.
@@ -374,10 +388,12 @@ class Settings(BaseSettings):
 
     def _topic_problems(self) -> list[str]:
         names = ("events_topic", "requests_topic", "labels_topic", "dead_letter_topic")
+        names += ("training_topic",) if self.training_topic else ()
         topics = [getattr(self, name) for name in names]
         if len(set(topics)) == len(topics):
             return []
-        return [f"{', '.join(env_var(n) for n in names)} must be four different topics"]
+        count = ("four", "five")[len(names) - 4]
+        return [f"{', '.join(env_var(n) for n in names)} must be {count} different topics"]
 
     def _security_problems(self) -> list[str]:
         problems = []

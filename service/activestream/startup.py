@@ -17,19 +17,26 @@ __all__ = ["announce", "prepare_topics", "service_topics"]
 
 
 def service_topics(settings: Settings) -> list[str]:
-    """The topics the service reads and writes (the decisions topic when it is set).
+    """The topics the service reads and writes (the decisions and training topics when they are set).
 
     >>> service_topics(Settings(decisions_topic="audit"))
     ['events', 'labels', 'label-requests', 'dead-letters', 'audit']
     """
     s = settings
-    names = (s.events_topic, s.labels_topic, s.requests_topic, s.dead_letter_topic, s.decisions_topic)
+    names = (
+        s.events_topic,
+        s.labels_topic,
+        s.requests_topic,
+        s.dead_letter_topic,
+        s.decisions_topic,
+        s.training_topic,
+    )
     return [topic for topic in names if topic]
 
 
 def prepare_topics(admin: Admin | None, settings: Settings) -> None:
     """Create the missing topics (``create_topics``), or raise ``ConfigError`` naming those that do not
-    exist; nothing without an admin client."""
+    exist, or a training topic of several partitions; nothing without an admin client."""
     topics = service_topics(settings)
     if admin is not None and settings.create_topics:
         admin.ensure_topics(topics)
@@ -37,6 +44,13 @@ def prepare_topics(admin: Admin | None, settings: Settings) -> None:
         raise ConfigError(
             f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create them, check "
             f"the ACTIVESTREAM_*_TOPIC names, or set {env_var('create_topics')}=true"
+        )
+    training = settings.training_topic
+    if admin is not None and training and (count := admin.partition_count(training) or 1) != 1:
+        # Every replica reads one partition in one order: examples on the others would be learned by none.
+        raise ConfigError(
+            f"{env_var('training_topic')}: topic {training} has {count} partitions; the training log needs "
+            "exactly one (create it with --partitions 1)"
         )
 
 

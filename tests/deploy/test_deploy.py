@@ -433,6 +433,7 @@ def test_compose_topics_script_creates_copartitioned_topics(tmp_path: Path) -> N
         'if [[ " $* " == *" --describe "* ]]; then\n'
         '  topic=$(sed -n "s/.*--topic \\([^ ]*\\).*/\\1/p" <<< "$*")\n'
         "  count=$PARTITIONS; [[ $topic == labels ]] && count=${LABEL_PARTITIONS:-$PARTITIONS}\n"
+        "  [[ $topic == training ]] && count=${TRAINING_PARTITIONS:-1}\n"
         '  printf "Topic: %s\\tTopicId: x\\tPartitionCount: %s\\tReplicationFactor: 1\\n" "$topic" "$count"\n'
         "fi\n"
     )
@@ -446,12 +447,18 @@ def test_compose_topics_script_creates_copartitioned_topics(tmp_path: Path) -> N
         "events",
         "label-requests",
         "labels",
+        "training",
     ]
-    assert all("--partitions 3" in c and "--if-not-exists" in c for c in creates)
-    assert "events=3 labels=3" in result.stdout
+    training = [c for c in creates if "--topic training" in c]
+    assert all("--partitions 3" in c and "--if-not-exists" in c for c in creates if c not in training)
+    assert "--partitions 1" in training[0] and "retention.ms=-1" in training[0]
+    assert "events=3 labels=3 training=1" in result.stdout
     # Existing topics partitioned differently: the label join would break, so the one-shot fails.
     mismatch = run(["bash", "-euc", script], env={**env, "LABEL_PARTITIONS": "1"}, timeout=30)
     assert mismatch.returncode != 0 and "as many partitions" in mismatch.stderr
+    # A training topic of several partitions would be read in no single order: the one-shot fails.
+    spread = run(["bash", "-euc", script], env={**env, "TRAINING_PARTITIONS": "3"}, timeout=30)
+    assert spread.returncode != 0 and "one partition" in spread.stderr
 
 
 # ==== Kubernetes ============================================================================================

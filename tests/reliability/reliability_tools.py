@@ -18,6 +18,7 @@ import heapq
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -458,7 +459,14 @@ def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     return {TopicPartition(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
 
 
-TOPIC_SETTINGS = ("events_topic", "labels_topic", "requests_topic", "dead_letter_topic", "decisions_topic")
+TOPIC_SETTINGS = (
+    "events_topic",
+    "labels_topic",
+    "requests_topic",
+    "dead_letter_topic",
+    "decisions_topic",
+    "training_topic",
+)
 
 
 def service_topics(options: dict[str, Any]) -> list[str]:
@@ -613,6 +621,19 @@ def verify(bootstrap: str, options: dict[str, Any], posted: dict[str, str], even
 
 
 # -- outages ----------------------------------------------------------------------------------------------
+
+
+def sample(port: int, series: str) -> float:
+    """One series of a service's ``/metrics``, e.g. ``activestream_labels_total{status="learned"}``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def learned_from_log(port: int) -> float:
+    """The examples a service learned from the training log."""
+    return sample(port, 'activestream_training_examples_total{outcome="learned"}')
 
 
 def kill_and_restart(service: ServiceProcess, port: int, timeout_s: float = 90) -> float:

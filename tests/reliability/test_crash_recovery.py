@@ -24,7 +24,9 @@ from reliability_tools import (
     ensure_service_topics,
     event_id,
     features_for,
+    read_all,
     read_partitions,
+    sample,
     service_options,
     truth_for,
     verify,
@@ -39,18 +41,26 @@ from activestream.transport.errors import DeliveryError
 from activestream.transport.memory import MemoryBroker
 
 T0 = 1_700_000_000_000
+TRAINING_OFFSET = "activestream_training_log_offset"
 
 SEED = 20261121
 KILLS = 10
+
+
+def log_end(options: dict) -> int:
+    """The end offset of the training log (one partition)."""
+    return read_partitions(options["bootstrap_servers"], options["training_topic"])[1].get(0, 0)
 
 
 def settle(
     service: ServiceProcess, options: dict, annotator: Annotator, events: int, timeout_s: float
 ) -> None:
     """Wait until the service decided every event and learned every label posted, and the annotator has
-    answered every request (twice in a row, a second apart: replays can add requests late)."""
+    answered every request (twice in a row, a second apart: replays can add requests late). With a
+    training topic, learned means read back from the log to its end."""
     bootstrap = options["bootstrap_servers"]
     quiet = []
+    port = service.http_port() if options.get("training_topic") else None
 
     def done() -> bool:
         service.check_alive()
@@ -60,6 +70,7 @@ def settle(
             and annotator.caught_up
             and annotator.waiting == 0
             and committed_total(offsets, options["labels_topic"]) == len(annotator.stats.posted)
+            and (port is None or sample(port, TRAINING_OFFSET) >= log_end(options))
         )
         quiet.append(ok)
         return len(quiet) >= 2 and quiet[-1] and quiet[-2]
@@ -76,11 +87,16 @@ def settle(
 
 
 @pytest.mark.broker
-@pytest.mark.parametrize("partitions", [1, 4])
-def test_random_sigkills_lose_no_label_and_learn_none_twice(broker, unique_name, tmp_path, partitions):
+@pytest.mark.parametrize(
+    ("partitions", "training"), [(1, False), (4, False), (4, True)], ids=["1", "4", "4-training-log"]
+)
+def test_random_sigkills_lose_no_label_and_learn_none_twice(
+    broker, unique_name, tmp_path, partitions, training
+):
     rng = random.Random(SEED)
     bootstrap = broker.bootstrap_servers
-    options = service_options(bootstrap, unique_name, tmp_path / "state.ckpt", budget=0.2)
+    log = {"training_topic": unique_name("training")} if training else {}
+    options = service_options(bootstrap, unique_name, tmp_path / "state.ckpt", budget=0.2, **log)
     ensure_service_topics(bootstrap, options, partitions)
     streamer = EventStreamer(bootstrap, options["events_topic"], rate_per_s=150, seed=SEED)
     annotator = Annotator(bootstrap, options["requests_topic"], options["labels_topic"], seed=SEED)
@@ -121,6 +137,10 @@ def test_random_sigkills_lose_no_label_and_learn_none_twice(broker, unique_name,
         assert len(ends) == partitions and all(ends.values()), (topic, ends)
     assert verdict.problems == [], verdict.as_dict()
     assert load_checkpoint(options["checkpoint_path"]).model_version == len(stats.posted)
+    if training:  # each label appended once, though a kill may come between its append and a checkpoint
+        appended = [r.key.decode() for r in read_all(bootstrap, options["training_topic"])]
+        assert sorted(set(appended)) == sorted(stats.posted), "a posted label is not in the training log"
+        print(f"training log: {len(appended)} records, {len(appended) - len(set(appended))} appended twice")
     # Decided once: the budget holds through the kills (the policy's window paces ~1/(2w) above B).
     assert abs(verdict.spend - 0.2) <= 0.005, verdict.as_dict()
 

@@ -36,14 +36,16 @@ from activestream.checkpoint import CheckpointState
 from activestream.config import Settings
 from activestream.engine.deciding import Decider
 from activestream.engine.learning import Trainer, _Defer
-from activestream.engine.state import EngineState, ballots_for
+from activestream.engine.state import EngineState, applied_memory, ballots_for
 from activestream.engine.step import Incoming, Outbox, Record, Step
+from activestream.engine.training_log import parse_example
 from activestream.feature_bounds import CategoryBounds
 from activestream.join import PendingStore
 from activestream.learner import ActiveLearner
 from activestream.messages import Rejection, RejectReason
 from activestream.metrics import MAX_ANNOTATOR_SERIES, Metrics
 from activestream.stopping import CRITERIA, StoppingMonitor
+from activestream.transport.base import TopicPartition
 
 __all__ = ["Engine"]
 
@@ -90,6 +92,7 @@ class Engine:
         self.state = EngineState(learner, drift_watch_for(learner, settings), pending, self._stopping())
         self.state.ballots = ballots_for(pending, settings)
         self.state.categories = CategoryBounds(settings.max_categories, settings.max_features)
+        self.state.applied = applied_memory(settings)
         self.outbox = Outbox()
         self.trainer = Trainer(settings, self.state, self.outbox, self.metrics, self._drifted)
         self.decider = Decider(
@@ -134,6 +137,22 @@ class Engine:
         """Learn a label (or its vote); ``DEFER`` for an unknown request when ``may_defer`` (a replay)."""
         return self.trainer.on_label(message, now_ms, may_defer=may_defer)
 
+    @property
+    def training_partition(self) -> TopicPartition | None:
+        """The training log's partition (``None`` without one)."""
+        topic = self.settings.training_topic
+        return TopicPartition(topic, 0) if topic else None
+
+    def on_training(self, message: Incoming, offset: int, now_ms: int) -> Rejection | None:
+        """Learn a training-log record (at ``offset`` of the log) once; its ``Rejection`` if it is not one
+        (or the model cannot learn it: every replica then skips it alike)."""
+        self.state.training_offset = offset + 1
+        example = parse_example(message.value)
+        if isinstance(example, Rejection):
+            self.metrics.training_example("invalid")
+            return example
+        return self.trainer.apply(example, now_ms)
+
     def tick(self, now_ms: int) -> None:
         """Time passes: requests expire, ballots time out, a batch window may close."""
         self.trainer.expire(now_ms)
@@ -169,7 +188,7 @@ class Engine:
         """Set the gauges that follow the state: pending requests, the policy, the arms, the stopping
         criteria, the annotators' agreement (once a batch: they are read, not counted)."""
         metrics, state, decider = self.metrics, self.state, self.decider
-        metrics.pending(len(state.pending))
+        metrics.pending(len(state.pending), state.training_offset if self.training_partition else None)
         metrics.policy_state(decider.threshold, state.learner.threshold_policy.budget, decider.spending)
         arms = state.watch.status()
         if arms is not None:
@@ -239,6 +258,9 @@ class Engine:
         metrics, stopping = self.metrics, self.state.stopping
         paused_by = stopping.paused_by
         values = (*metrics.accuracy_counts, *metrics.weighted_accuracy_counts)
+        log_partition = self.training_partition
+        if log_partition is not None:  # where the model stands in the training log
+            offsets = {**offsets, log_partition: self.state.training_offset}
         return CheckpointState(
             learner=self.state.learner,
             pending=self.state.pending,
@@ -253,6 +275,7 @@ class Engine:
             },
             created_at_ms=now_ms,
             categories=self.state.categories,
+            applied=self.state.applied,
         )
 
     def restore(self, checkpoint: CheckpointState) -> None:
@@ -273,6 +296,9 @@ class Engine:
         if paused_by and s.stop_on_plateau:
             state.stopping.paused_by = CRITERIA[paused_by - 1]
         state.ballots = ballots_for(state.pending, s)
+        log_partition = self.training_partition
+        state.applied = getattr(checkpoint, "applied", None) or applied_memory(s)
+        state.training_offset = checkpoint.offsets.get(log_partition, 0) if log_partition else 0
         # A checkpoint from before the bounds existed: they start afresh (the model may hold more).
         categories = getattr(checkpoint, "categories", None) or CategoryBounds(
             s.max_categories, s.max_features

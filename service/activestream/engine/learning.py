@@ -4,6 +4,10 @@ A label is learned before its request is closed: one the model cannot learn (``"
 model) is dead-lettered with the reason and leaves the request open for a correct label. Labels learned
 before a restart (``learned_before``, from the journal) are learned again by the replay — the restored
 model had not seen them — but counted once.
+
+With a training log (:mod:`activestream.engine.training_log`) a joined label is not learned here: its
+example is appended to the log, once (a label joined before a restart, ``learned_before``, is not appended
+again), and counted; every replica then learns the log's examples through ``apply``, once by request id.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from activestream.batch_scoring import predict_many
 from activestream.config import Settings
 from activestream.decide.policies import RANDOM
 from activestream.drift.estimates import weighting_proba
-from activestream.engine.state import EngineState
+from activestream.engine.state import APPLIED, EngineState
 from activestream.engine.step import Incoming, Outbox
+from activestream.engine.training_log import Example, training_record
 from activestream.join import Expired, JoinStatus, PendingEntry
 from activestream.messages import Label, Rejection, RejectReason, parse_label
 from activestream.metrics import Metrics
@@ -35,6 +40,14 @@ _JOIN_REJECTIONS: Final = {
 }
 #: A model's error message goes into the dead letter's reason header, cut to this length.
 _MAX_REASON_CHARS: Final = 300
+
+
+def _unlearnable(error: Exception) -> Rejection:
+    # The message says which label and what to do (e.g. a binary model given a third class).
+    return Rejection(
+        RejectReason.UNEXPECTED_LABEL,
+        f"the model cannot learn it: {type(error).__name__}: {error}"[:_MAX_REASON_CHARS],
+    )
 
 
 class _Defer:
@@ -82,7 +95,7 @@ class Trainer:
         pending = self.state.pending
         entry = pending.peek(now_ms, request_id=label.request_id, event_id=label.event_id)
         if entry is not None:
-            rejection = self._learn(entry, label.label, now_ms)
+            rejection = self._take(entry, label.label, now_ms)
             if rejection is not None:
                 self.metrics.label("invalid")
                 return rejection  # the request stays open for a label the model can learn
@@ -96,26 +109,57 @@ class Trainer:
             self.metrics.pending_expired("ttl")
         return Rejection(_JOIN_REJECTIONS[result.status], f"label for a {result.status.value} request")
 
-    def _learn(self, entry: PendingEntry, y: ClassLabel, now_ms: int) -> Rejection | None:
+    def _take(self, entry: PendingEntry, y: ClassLabel, now_ms: int) -> Rejection | None:
+        """Learn a joined label, or append it to the training log when there is one."""
+        if not self.settings.training_topic:
+            return self._learn(entry, y, now_ms)
+        try:
+            self.state.learner.check_label(y)
+        except Exception as error:
+            return _unlearnable(error)
+        self.outbox.learned.append(entry.request_id)  # journaled: a replay does not append it again
+        if entry.request_id in self.learned_before:
+            self.learned_before.discard(entry.request_id)  # appended (and counted) before the restart
+            return None
+        self.outbox.emit(training_record(entry, y, self.settings.training_topic))
+        self._count(entry, y, now_ms)
+        return None
+
+    def apply(self, example: Example, now_ms: int) -> Rejection | None:
+        """Learn an example of the training log, unless its request was learned already."""
+        applied, entry = self.state.applied, example.entry
+        assert applied is not None  # (made with the training topic)
+        if applied.status_of_request(entry.request_id) is not None:
+            self.metrics.training_example("duplicate")
+            return None  # appended twice (a joiner replayed its label after a crash): learned once
+        applied.add(entry.request_id, entry.event_id, APPLIED)
+        rejection = self._learn(entry, example.label, now_ms, counted=True)
+        self.metrics.training_example("learned" if rejection is None else "invalid")
+        return rejection
+
+    def _count(self, entry: PendingEntry, y: ClassLabel, now_ms: int) -> None:
+        if self.state.ballots is None:  # (with votes, each vote was counted as it came)
+            self.metrics.label(JoinStatus.LEARNED.value)
+        self.metrics.learned(y, (now_ms - entry.asked_at_ms) / 1000)
+
+    def _learn(
+        self, entry: PendingEntry, y: ClassLabel, now_ms: int, *, counted: bool = False
+    ) -> Rejection | None:
+        """Learn ``(entry, y)``; ``counted``: the joiner counted it already (a training-log example)."""
         state = self.state
         unbiased, ask_proba = entry.decision_reason == RANDOM, weighting_proba(entry.ask_proba)
         try:
             drifted = state.watch.learn(entry.features, y, unbiased=unbiased, ask_proba=ask_proba)
         except Exception as error:
             log.warning("model rejected a label", extra={"error": repr(error)})
-            return Rejection(
-                # The message says which label and what to do (e.g. a binary model given a third class).
-                RejectReason.UNEXPECTED_LABEL,
-                f"the model cannot learn it: {type(error).__name__}: {error}"[:_MAX_REASON_CHARS],
-            )
+            return _unlearnable(error)
         state.model_version += 1
-        self.outbox.learned.append(entry.request_id)
-        if entry.request_id in self.learned_before:
-            self.learned_before.discard(entry.request_id)  # counted before the restart
-        else:
-            if state.ballots is None:  # (with votes, each vote was counted as it came)
-                self.metrics.label(JoinStatus.LEARNED.value)
-            self.metrics.learned(y, (now_ms - entry.asked_at_ms) / 1000)
+        if not counted:
+            self.outbox.learned.append(entry.request_id)
+            if entry.request_id in self.learned_before:
+                self.learned_before.discard(entry.request_id)  # counted before the restart
+            else:
+                self._count(entry, y, now_ms)
         # The accuracy estimates: the random sample, and every label whose ask probability is known.
         correct = entry.predicted_label == y
         if unbiased:
@@ -175,7 +219,7 @@ class Trainer:
                     "tie_rule": consensus.tie_rule,
                 },
             )
-        return self._learn(entry, consensus.label, now_ms)
+        return self._take(entry, consensus.label, now_ms)
 
     # -- requests leaving the store ---------------------------------------------------------------------
     def conclude_expired(self, expired: list[Expired], now_ms: int) -> list[Expired]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from activestream.aggregate import LabelAggregator
+from activestream.closed_requests import ClosedRequests
 from activestream.config import Settings
 from activestream.drift.watch import DriftWatch
 from activestream.feature_bounds import CategoryBounds
@@ -12,7 +13,10 @@ from activestream.join import PendingStore
 from activestream.learner import ActiveLearner
 from activestream.stopping import StoppingMonitor
 
-__all__ = ["EngineState", "ballots_for"]
+__all__ = ["APPLIED", "EngineState", "applied_memory", "ballots_for"]
+
+#: The one status the memory of applied examples records.
+APPLIED = "applied"
 
 
 @dataclass(slots=True)
@@ -30,6 +34,11 @@ class EngineState:
     categories: CategoryBounds = field(default_factory=lambda: CategoryBounds(0))
     #: Votes of requests sent to several annotators (kept in the pending store, hence checkpointed).
     ballots: LabelAggregator | None = None
+    #: With a training log: the request ids of the examples learned from it (newest ``pending_max``), so
+    #: that an example appended twice (a joiner's replay after a crash) is learned once.
+    applied: ClosedRequests | None = None
+    #: With a training log: the offset of its next record to learn.
+    training_offset: int = 0
 
 
 def ballots_for(pending: PendingStore, settings: Settings) -> LabelAggregator | None:
@@ -49,3 +58,8 @@ def ballots_for(pending: PendingStore, settings: Settings) -> LabelAggregator | 
     ballots.weighted = settings.aggregation_weighted
     pending.ballots = ballots
     return ballots
+
+
+def applied_memory(settings: Settings) -> ClosedRequests | None:
+    """A fresh memory of the training-log examples learned (``None`` without a training log)."""
+    return ClosedRequests(settings.pending_max, (APPLIED,)) if settings.training_topic else None

@@ -92,6 +92,25 @@ class Consumer(abc.ABC):
         return None
 
 
+class Reader(abc.ABC):
+    """Reads one partition from a given offset, outside any consumer group: no join, no commit. Not
+    thread-safe: one thread owns it.
+
+    - ``assign`` makes the next ``poll`` start at ``offset`` of ``tp`` (calling it again moves there).
+    - ``poll`` returns at most ``max_records`` messages of that partition in offset order, possibly none;
+      it waits at most ``timeout_s`` for the first one.
+    """
+
+    @abc.abstractmethod
+    def assign(self, tp: TopicPartition, offset: int) -> None: ...
+
+    @abc.abstractmethod
+    def poll(self, timeout_s: float, max_records: int) -> list[Message]: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
 class Producer(abc.ABC):
     """Sends records. ``flush`` blocks until every record sent so far is acknowledged, or raises."""
 
@@ -124,6 +143,10 @@ class Admin(abc.ABC):
 
     @abc.abstractmethod
     def is_reachable(self, timeout_s: float) -> bool: ...
+
+    def partition_count(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has; ``None`` when it does not exist or the transport cannot say."""
+        return None
 
     def remove_members(self, group_id: str, member_ids: Sequence[str]) -> dict[str, str | None]:
         """Remove dynamic members from ``group_id`` as if each had left (a ``LeaveGroup`` on its behalf).

@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from activestream.config import ConfigError, env_var
-from activestream.transport.base import Admin, Consumer, Producer
+from activestream.transport.base import Admin, Consumer, Producer, Reader
 
 __all__ = [
     "TRANSPORTS",
@@ -31,6 +31,7 @@ __all__ = [
     "consumer_from_settings",
     "module_for",
     "producer_from_settings",
+    "reader_from_settings",
 ]
 
 #: Setting value -> (module, adapter class name prefix, the package it needs).
@@ -64,6 +65,12 @@ def _adapter(settings: Any, role: str) -> Any:
 def consumer_from_settings(settings: Any, **overrides: Any) -> Consumer:
     """The configured transport's consumer (``overrides``: its constructor's keywords)."""
     return _adapter(settings, "Consumer").from_settings(settings, **overrides)
+
+
+def reader_from_settings(settings: Any, **overrides: Any) -> Reader:
+    """The configured transport's reader: one partition from an offset, in no consumer group (``overrides``:
+    its constructor's keywords)."""
+    return _adapter(settings, "Reader").from_settings(settings, **overrides)
 
 
 def producer_from_settings(settings: Any, **overrides: Any) -> Producer:

@@ -1,7 +1,7 @@
 """An in-process broker that follows the transport contract, for unit tests of the service loop.
 
 ``MemoryBroker`` holds topics (N partitions each), consumer groups (committed offsets, members) and
-hands out ``consumer(group_id)``, ``producer()`` and ``admin()`` objects that implement
+hands out ``consumer(group_id)``, ``producer()``, ``admin()`` and ``reader()`` objects that implement
 ``transport.base``. Everything is deterministic and single-threaded: ``poll`` never blocks, record
 timestamps come from a logical clock (pass ``clock_ms`` for another), partitions are assigned by a fixed
 rule and callbacks run in a fixed order.
@@ -71,12 +71,13 @@ from activestream.transport.base import (
     Consumer,
     Message,
     Producer,
+    Reader,
     RebalanceCallback,
     TopicPartition,
 )
 from activestream.transport.errors import BrokerUnavailable, DeliveryError, TransportError
 
-__all__ = ["MemoryAdmin", "MemoryBroker", "MemoryConsumer", "MemoryProducer", "murmur2"]
+__all__ = ["MemoryAdmin", "MemoryBroker", "MemoryConsumer", "MemoryProducer", "MemoryReader", "murmur2"]
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,9 @@ class MemoryBroker:
 
     def admin(self, *, reachable: bool = True) -> MemoryAdmin:
         return MemoryAdmin(self, reachable=reachable)
+
+    def reader(self) -> MemoryReader:
+        return MemoryReader(self)
 
     # Inspection and fault injection -------------------------------------------------------------------
 
@@ -462,6 +466,48 @@ class MemoryProducer(Producer):
         self._closed = True
 
 
+class MemoryReader(Reader):
+    """Reads one partition from an offset, in no group; a topic that does not exist yet reads as empty.
+
+    >>> broker = MemoryBroker()
+    >>> producer = broker.producer()
+    >>> for i in range(3):
+    ...     producer.produce("log", b"r%d" % i)
+    >>> producer.flush(1.0)
+    >>> reader = broker.reader()
+    >>> reader.assign(TopicPartition("log", 0), 1)
+    >>> [(m.offset, m.value) for m in reader.poll(0.0, max_records=10)], reader.poll(0.0, max_records=10)
+    ([(1, b'r1'), (2, b'r2')], [])
+    """
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self._broker = broker
+        self._tp: TopicPartition | None = None
+        self._position = 0
+        self._closed = False
+
+    def assign(self, tp: TopicPartition, offset: int) -> None:
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        self._tp, self._position = tp, offset
+
+    def poll(self, timeout_s: float, max_records: int) -> list[Message]:
+        """Returns at once (never waits for ``timeout_s``)."""
+        if self._closed:
+            raise TransportError("reader is closed")
+        if self._tp is None:
+            raise RuntimeError("poll() before assign()")
+        logs = self._broker._logs.get(self._tp.topic)
+        if logs is None or self._tp.partition >= len(logs):
+            return []
+        taken = logs[self._tp.partition][self._position : self._position + max_records]
+        self._position += len(taken)
+        return taken
+
+    def close(self) -> None:
+        self._closed = True
+
+
 class MemoryAdmin(Admin):
     """Creates topics on the ``MemoryBroker``; ``reachable`` can be switched off to simulate an outage."""
 
@@ -486,6 +532,12 @@ class MemoryAdmin(Admin):
 
     def is_reachable(self, timeout_s: float) -> bool:
         return self.reachable
+
+    def partition_count(self, topic: str) -> int | None:
+        if not self.reachable:
+            raise BrokerUnavailable("memory broker marked unreachable")
+        logs = self._broker._logs.get(topic)
+        return None if logs is None else len(logs)
 
     def remove_members(self, group_id: str, member_ids: Sequence[str]) -> dict[str, str | None]:
         if not self.reachable:

@@ -61,19 +61,24 @@ serving delivery reports for up to ``max_block_ms``; then ``BrokerUnavailable``.
 recorded by a delivery callback; ``flush`` raises ``DeliveryError`` listing the failures since the
 previous ``flush``, or the records not acknowledged within the timeout.
 
+**Reader** (``ConfluentReaderAdapter``): one partition from an offset, outside any consumer group:
+``assign`` with the offset, under a fixed ``group.id`` librdkafka requires (``READER_GROUP_ID``), never
+joined and never committed to; ``poll`` as the consumer's (see its module, ``reader``).
+
 **Admin** (``ConfluentAdminAdapter``): creates missing topics (``TOPIC_ALREADY_EXISTS`` from a concurrent
 creation is fine) and answers ``is_reachable`` with a metadata request bounded by its timeout.
 
-Consumer and producer ask the broker for metadata once when created, so a broker that is down at start
-fails there (``BrokerUnavailable`` within ``bootstrap_timeout_ms``), as with kafka-python.
+Consumer, reader and producer ask the broker for metadata once when created, so a broker that is down at
+start fails there (``BrokerUnavailable`` within ``bootstrap_timeout_ms``), as with kafka-python.
 
 Security: ``security`` takes the kafka-python keywords ``Settings.kafka_security_kwargs()`` returns and
 maps them to librdkafka properties (``librdkafka_security``). librdkafka's log lines go to the
 ``activestream.transport.confluent.librdkafka`` logger; librdkafka never prints secrets in them.
 
-The modules: ``consumer``, ``producer``, ``admin`` (the adapters), ``fairness`` (``FairShare``), ``client``
-(configuration, security mapping, logs), ``errors`` (librdkafka's errors translated) and ``records``
-(partitions and messages converted). This package gathers the names importers use.
+The modules: ``consumer``, ``producer``, ``admin``, ``reader`` (the adapters), ``fairness``
+(``FairShare``), ``client`` (configuration, security mapping, logs, ``consume``), ``errors`` (librdkafka's
+errors translated) and ``records`` (partitions and messages converted). This package gathers the names
+importers use.
 """
 
 from __future__ import annotations
@@ -93,14 +98,17 @@ from activestream.transport.confluent.consumer import ConfluentConsumerAdapter
 from activestream.transport.confluent.errors import translate_error
 from activestream.transport.confluent.fairness import FAIR_SHARE, QUEUED_MAX_KBYTES, FairShare
 from activestream.transport.confluent.producer import ConfluentProducerAdapter
+from activestream.transport.confluent.reader import READER_GROUP_ID, ConfluentReaderAdapter
 from activestream.transport.confluent.records import ck_partition, our_message, our_partition
 
 __all__ = [
     "FAIR_SHARE",
     "QUEUED_MAX_KBYTES",
+    "READER_GROUP_ID",
     "ConfluentAdminAdapter",
     "ConfluentConsumerAdapter",
     "ConfluentProducerAdapter",
+    "ConfluentReaderAdapter",
     "FairShare",
     "KafkaError",
     "KafkaException",

@@ -120,6 +120,11 @@ class ConfluentAdminAdapter(FromSettings, Admin):
             existing = set(self._client().list_topics(timeout=self._request_timeout_s).topics)
         return [topic for topic in dict.fromkeys(topics) if topic not in existing]
 
+    def partition_count(self, topic: str) -> int | None:
+        with translating("describing a topic"):
+            found = self._client().list_topics(timeout=self._request_timeout_s).topics.get(topic)
+        return None if found is None or found.error is not None else len(found.partitions)
+
     def is_reachable(self, timeout_s: float) -> bool:
         """True when the broker answered a metadata request within ``timeout_s``."""
         admin = self._admin

@@ -1,5 +1,6 @@
 """Building a librdkafka client: its configuration (kafka-python security keywords mapped to librdkafka
-properties), the first metadata request, and its log lines handed to Python logging."""
+properties), the first metadata request, its log lines handed to Python logging, and ``consume`` with the
+contract's ``poll`` semantics."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from confluent_kafka import KafkaError, KafkaException
 from activestream.transport.confluent.errors import translate
 from activestream.transport.options import bootstrap_list
 
-__all__ = ["client_config", "librdkafka_security", "log", "rdkafka_log", "reach_broker", "serve_logs"]
+__all__ = [
+    "client_config",
+    "consume",
+    "librdkafka_security",
+    "log",
+    "rdkafka_log",
+    "reach_broker",
+    "serve_logs",
+]
 
 # The transport's loggers keep the names they had before it was split into modules (log configuration,
 # e.g. app.CLIENT_LOGGERS, refers to them).
@@ -91,6 +100,28 @@ def reach_broker(client: Any, timeout_ms: int, action: str) -> None:
     except KafkaException as exc:
         serve_logs(client)
         raise translate(exc, action) from exc
+
+
+def consume(client: Any, max_records: int, timeout_s: float) -> list[Any]:
+    """At most ``max_records`` of ``client``'s messages (errors included), returned as soon as there is any.
+
+    librdkafka's ``consume(n, timeout)`` waits until ``n`` messages arrived or the timeout passed; the
+    contract's ``poll`` returns as soon as there is anything. So: what is there; else wait for one, then
+    the rest that is there.
+    """
+    raw = _consume(client, max_records, 0)
+    if not raw and timeout_s > 0:
+        raw = _consume(client, 1, timeout_s)
+        if raw and max_records > 1:
+            raw += _consume(client, max_records - 1, 0)
+    return raw
+
+
+def _consume(client: Any, count: int, timeout_s: float) -> list[Any]:
+    try:
+        return client.consume(num_messages=count, timeout=timeout_s)
+    except KafkaException as exc:
+        raise translate(exc, "polling") from exc
 
 
 def serve_logs(client: Any) -> None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import confluent_kafka as ck
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CkTopicPartition
 
 from activestream.transport.base import Consumer, Message, RebalanceCallback, TopicPartition
-from activestream.transport.confluent.client import client_config, log, reach_broker
+from activestream.transport.confluent.client import client_config, consume, log, reach_broker
 from activestream.transport.confluent.errors import error_of, translate, translate_error, translating
 from activestream.transport.confluent.fairness import QUEUED_MAX_KBYTES, FairShare
-from activestream.transport.confluent.records import OFFSET_INVALID, ck_partition, our_message, our_partition
+from activestream.transport.confluent.records import OFFSET_INVALID, ck_partition, our_messages, our_partition
 from activestream.transport.errors import BrokerUnavailable, TransportError
 from activestream.transport.options import (
     CONSUMER_OPTIONAL_SETTINGS,
@@ -28,18 +28,6 @@ from activestream.transport.options import (
 )
 
 __all__ = ["ConfluentConsumerAdapter"]
-
-#: Reported in the message stream but not failures of the member: librdkafka carries on by itself.
-_BENIGN: Final = frozenset(
-    {
-        KafkaError._PARTITION_EOF,
-        # The member missed max.poll.interval and left the group: on_lost runs and it rejoins, as with
-        # kafka-python, which reports nothing else.
-        KafkaError._MAX_POLL_EXCEEDED,
-        # A subscribed topic that does not exist (yet): kafka-python waits for it silently.
-        KafkaError.UNKNOWN_TOPIC_OR_PART,
-    }
-)
 
 
 class ConfluentConsumerAdapter(FromSettings, Consumer):
@@ -151,23 +139,7 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
             raise error
         if max_records < 1:
             raise ValueError("max_records must be >= 1")
-        # librdkafka's consume(n, timeout) waits until n messages arrived or the timeout passed; the
-        # contract returns as soon as there is anything. So: what is there; else wait for one, then the rest.
-        raw = self._consume(max_records, 0)
-        if not raw and timeout_s > 0:
-            raw = self._consume(1, timeout_s)
-            if raw and max_records > 1:
-                raw += self._consume(max_records - 1, 0)
-        messages, errors = [], []
-        for m in raw:
-            error = m.error()
-            if error is None:
-                messages.append(our_message(m))
-            elif error.code() in _BENIGN:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consumer: %s: %s", error.name(), error.str())
-            else:
-                errors.append(error)
+        messages, errors = our_messages(consume(self._consumer, max_records, timeout_s))
         if len(self._fair_partitions) > 1:
             self._balance(messages)
         if self._callback_error is not None:
@@ -295,12 +267,6 @@ class ConfluentConsumerAdapter(FromSettings, Consumer):
             raise error
 
     # Internals ---------------------------------------------------------------------------------------
-
-    def _consume(self, count: int, timeout_s: float) -> list[Any]:
-        try:
-            return self._consumer.consume(num_messages=count, timeout=timeout_s)
-        except KafkaException as exc:
-            raise translate(exc, "polling") from exc
 
     def _balance(self, messages: list[Message]) -> None:
         """Pause the other partitions while one is starved, resume them once it was served (``FairShare``)."""

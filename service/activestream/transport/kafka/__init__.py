@@ -10,10 +10,11 @@ refused, timeouts, no coordinator) become ``BrokerUnavailable``, the others ``Tr
 callbacks propagate unchanged.
 
 The adapters, one module each: ``consumer`` (``KafkaConsumerAdapter``), ``producer``
-(``KafkaProducerAdapter``), ``admin`` (``KafkaAdminAdapter``); ``client`` holds what they share (error
-translation, client configuration).
+(``KafkaProducerAdapter``), ``admin`` (``KafkaAdminAdapter``), ``reader`` (``KafkaReaderAdapter``: one
+partition from an offset, in no group); ``client`` holds what they share (error translation, client
+configuration, records converted to messages).
 
-All three take explicit keyword arguments and a ``from_settings(settings, **overrides)`` classmethod
+All four take explicit keyword arguments and a ``from_settings(settings, **overrides)`` classmethod
 (``transport.options.FromSettings``, shared with the confluent adapters) that reads the service's
 ``Settings`` (duck-typed: ``bootstrap_servers``, ``group_id``, ``session_timeout_ms``,
 ``heartbeat_interval_ms``, ``max_poll_records``, ``max_message_bytes``, ``kafka_security_kwargs()``,
@@ -24,5 +25,6 @@ keyword arguments; ``kafka_options`` passes any other kafka-python setting throu
 from activestream.transport.kafka.admin import KafkaAdminAdapter
 from activestream.transport.kafka.consumer import KafkaConsumerAdapter
 from activestream.transport.kafka.producer import KafkaProducerAdapter
+from activestream.transport.kafka.reader import KafkaReaderAdapter
 
-__all__ = ["KafkaAdminAdapter", "KafkaConsumerAdapter", "KafkaProducerAdapter"]
+__all__ = ["KafkaAdminAdapter", "KafkaConsumerAdapter", "KafkaProducerAdapter", "KafkaReaderAdapter"]

@@ -133,6 +133,13 @@ class KafkaAdminAdapter(FromSettings, Admin):
             existing = set(self._client().list_topics())
         return [topic for topic in dict.fromkeys(topics) if topic not in existing]
 
+    def partition_count(self, topic: str) -> int | None:
+        with _translated("describing a topic"):
+            if topic not in set(self._client().list_topics()):
+                return None
+            [described] = self._client().describe_topics([topic])
+        return len(described["partitions"])
+
     def is_reachable(self, timeout_s: float) -> bool:
         """True when the broker answered a metadata request within ``timeout_s``.
 

@@ -1,13 +1,16 @@
-"""kafka-python client helpers shared by the adapters: error translation and client configuration."""
+"""kafka-python client helpers shared by the adapters: error translation, client configuration and the
+conversion of fetched records to the contract's ``Message``."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import kafka.errors as kerr
+from kafka import KafkaConsumer
 
+from activestream.transport.base import Message
 from activestream.transport.errors import BrokerUnavailable, TransportError
 from activestream.transport.options import (
     bootstrap_list,
@@ -44,3 +47,36 @@ def _client_config(
     merged.update(security or {})
     merged.update(kafka_options or {})
     return merged
+
+
+def _messages(batch: Mapping[Any, Iterable[Any]]) -> list[Message]:
+    """``KafkaConsumer.poll``'s records (per partition, in offset order) as the contract's messages; a
+    header without a value becomes ``b""`` and a missing timestamp (``-1``) ``None``."""
+    messages = []
+    for records in batch.values():
+        for r in records:
+            messages.append(
+                Message(
+                    topic=r.topic,
+                    partition=r.partition,
+                    offset=r.offset,
+                    value=r.value,
+                    key=r.key,
+                    headers=tuple((k, v if v is not None else b"") for k, v in r.headers or ()),
+                    timestamp_ms=r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None,
+                )
+            )
+    return messages
+
+
+def _no_topic_creation(consumer: KafkaConsumer) -> None:
+    """Keep ``consumer``'s metadata requests from creating the topics it asks about.
+
+    kafka-python 3.0.12 accepts ``allow_auto_create_topics`` but never hands it to its cluster metadata,
+    which asks with ``allow_auto_topic_creation=True``: a broker that auto-creates topics (Tansu does, with
+    its default partition count) would create a topic that was only read.
+    """
+    cluster = getattr(consumer, "_cluster", None)
+    config = getattr(cluster, "config", None)
+    if isinstance(config, dict) and "allow_auto_create_topics" in config:
+        config["allow_auto_create_topics"] = False

@@ -57,7 +57,7 @@ from activestream.transport.base import (
     TopicPartition,
 )
 from activestream.transport.errors import TransportError
-from activestream.transport.kafka.client import _client_config, _translate, _translated
+from activestream.transport.kafka.client import _client_config, _messages, _translate, _translated
 from activestream.transport.options import (
     CONSUMER_OPTIONAL_SETTINGS,
     CONSUMER_SETTINGS,
@@ -197,21 +197,7 @@ class KafkaConsumerAdapter(FromSettings, Consumer):
             if isinstance(exc, kerr.KafkaError):
                 raise _translate(exc, "polling") from exc
             raise
-        messages = []
-        for records in batch.values():
-            for r in records:
-                messages.append(
-                    Message(
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                        value=r.value,
-                        key=r.key,
-                        headers=tuple((k, v if v is not None else b"") for k, v in r.headers or ()),
-                        timestamp_ms=r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None,
-                    )
-                )
-        return messages
+        return _messages(batch)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit exactly ``offsets``, each for a partition this member owns (``TransportError`` otherwise:
