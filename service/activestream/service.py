@@ -225,14 +225,18 @@ class Service:
     # -- one batch --------------------------------------------------------------------------------------
     def run_once(self) -> int:
         """Poll and handle one batch; return the number of messages handled (training-log records too)."""
-        s = self.settings
+        s, log_partition = self.settings, self.engine.training_partition
+        examples: list[Message] = []
         try:
-            reading = self.reader is not None and self.engine.training_partition is not None
-            examples = self.reader.poll(0.0, s.max_poll_records) if reading else []  # type: ignore[union-attr]
+            if self.reader is not None and log_partition is not None:
+                examples = self.reader.poll(0.0, s.max_poll_records)
             # A full read of the log: more is waiting (a replica catching up), so do not wait for events.
             wait_s = 0.0 if len(examples) >= s.max_poll_records else s.poll_timeout_seconds
             messages = self.consumer.poll(wait_s, s.max_poll_records)
         except BrokerUnavailable as error:
+            if examples:  # read, not learned: the reader goes back to where the model stands in the log
+                assert self.reader is not None and log_partition is not None
+                self.reader.assign(log_partition, self.engine.state.training_offset)
             log.warning("broker unavailable", extra={"error": str(error)})
             self.health.set_broker_reachable(False)
             self.health.beat()  # the loop is alive; an outage must not get the process restarted

@@ -21,6 +21,7 @@ from activestream.engine.state import APPLIED
 from activestream.messages import LabelRequest
 from activestream.metrics import Metric
 from activestream.service import Service
+from activestream.transport.errors import BrokerUnavailable
 from activestream.transport.memory import MemoryBroker
 
 PARTITIONS = 4
@@ -178,3 +179,36 @@ def test_a_training_topic_needs_a_reader_a_topic_of_its_own_and_one_partition(tm
     )
     with pytest.raises(ConfigError, match="ACTIVESTREAM_TRAINING_TOPIC: topic training has 3 partitions"):
         service.start()
+
+
+class OutageOnce:
+    """A consumer whose next ``poll`` raises ``BrokerUnavailable`` once ``armed`` (then polls normally)."""
+
+    def __init__(self, consumer):
+        self.consumer, self.armed = consumer, False
+
+    def poll(self, timeout_s, max_records):
+        if self.armed:
+            self.armed = False
+            raise BrokerUnavailable("cut")
+        return self.consumer.poll(timeout_s, max_records)
+
+    def __getattr__(self, name):
+        return getattr(self.consumer, name)
+
+
+def test_examples_read_before_an_outage_are_read_again_not_skipped(tmp_path):
+    cluster = Cluster(tmp_path, n_events=600, poll_timeout_seconds=0.01)
+    a = cluster.replica("a")
+    cluster.run([a])  # a joined and appended every label
+    settings = Settings(**cluster.options, checkpoint_path=tmp_path / "late.ckpt")
+    consumer = OutageOnce(cluster.broker.consumer(settings.group_id))
+    late = Service(settings, consumer, cluster.broker.producer(), reader=cluster.broker.reader())
+    late.start()
+    consumer.armed = True  # its first batch reads the log, then the poll for events fails
+    assert late.run_once() == 0 and late.model_version == 0
+    cluster.run([a, late])
+    assert late.model_version == a.model_version == len(cluster.training_ids()) > 0
+    same_model([a, late])
+    a.shutdown()
+    late.shutdown()
