@@ -156,12 +156,8 @@ _SPECS: Final[Mapping[Metric, _Spec]] = {
     Metric.EVENTS: _Spec(Counter, "Events consumed, by outcome.", ("outcome",)),
     Metric.LABEL_REQUESTS: _Spec(Counter, "Label requests produced."),
     Metric.LABELS: _Spec(Counter, "Labels consumed, by status.", ("status",)),
-    Metric.TRAINING_EXAMPLES: _Spec(
-        Counter, "Training-log examples read: learned, duplicate (learned already) or invalid.", ("outcome",)
-    ),
-    Metric.TRAINING_OFFSET: _Spec(
-        Gauge, "Offset of the next training-log example to learn (end offset: caught up)."
-    ),
+    Metric.TRAINING_EXAMPLES: _Spec(Counter, "Training-log examples read, by outcome.", ("outcome",)),
+    Metric.TRAINING_OFFSET: _Spec(Gauge, "Offset of the next training-log example to learn."),
     Metric.DEAD_LETTERS: _Spec(Counter, "Messages dead-lettered, by reason.", ("reason",)),
     Metric.THRESHOLD: _Spec(Gauge, "The policy's current threshold."),
     Metric.BUDGET_TARGET: _Spec(Gauge, "Target fraction of events to ask labels for."),
@@ -433,11 +429,11 @@ class Metrics:
         self._gauges[Metric.BUDGET_TARGET].set(target)
         self._gauges[Metric.BUDGET_SPENT].set(spent)
 
-    def pending(self, size: int, training_offset: int | None = None) -> None:
-        """The pending requests, and the position in the training log when there is one."""
+    def pending(self, size: int) -> None:
         self._gauges[Metric.PENDING].set(size)
-        if training_offset is not None:
-            self._gauges[Metric.TRAINING_OFFSET].set(training_offset)
+
+    def training_log_position(self, offset: int) -> None:
+        self._gauges[Metric.TRAINING_OFFSET].set(offset)
 
     def lag(self, lags: Mapping[TopicPartition, int]) -> None:
         """Set the lag of exactly these partitions; series of partitions not given any more are removed."""

@@ -188,7 +188,9 @@ class Engine:
         """Set the gauges that follow the state: pending requests, the policy, the arms, the stopping
         criteria, the annotators' agreement (once a batch: they are read, not counted)."""
         metrics, state, decider = self.metrics, self.state, self.decider
-        metrics.pending(len(state.pending), state.training_offset if self.training_partition else None)
+        metrics.pending(len(state.pending))
+        if self.training_partition is not None:
+            metrics.training_log_position(state.training_offset)
         metrics.policy_state(decider.threshold, state.learner.threshold_policy.budget, decider.spending)
         arms = state.watch.status()
         if arms is not None:
