@@ -4,12 +4,13 @@ Protocol. The embedded Tansu broker; events and labels topics of 4 partitions, a
 topic. ``--events`` events (10 float features, keyed by id) are produced before the replicas start. Then
 N ``activestream run`` processes (default settings, budget 10%, the training topic set, each its own
 checkpoint) join one new group, while a simulated annotator answers every label request at once with the
-true label, keyed by event id. The rate is the group's committed events offsets, sampled every 0.5 s,
-over the span from 20% to 80% of the events after the last replica got its partitions (start-up and the
-group's rebalances are outside it; no rate when fewer than two samples fall in it, and the share decided
-before is reported). Each replica learns every label (the training log), so learning does not divide
-among replicas; deciding does. The figures say what this 2-core machine allows, where the broker,
-the annotator and every replica share the same two CPUs.
+true label, with no key (the labels spread over the partitions: a replica joins the labels of its own
+requests at once and the others' through the training log). The rate is the group's committed events
+offsets, sampled every 0.5 s, over the span from 20% to 80% of the events after the last replica got its
+partitions (start-up and the group's rebalances are outside it; no rate when fewer than two samples fall in
+it, and the share decided before is reported). Each replica learns every label (the training log), so
+learning does not divide among replicas; deciding does. The figures say what this 2-core machine allows,
+where the broker, the annotator and every replica share the same two CPUs.
 
     python benchmarks/replicas.py                 # 1, 2, 3 replicas, 60,000 events
     python benchmarks/replicas.py --quick         # 1 and 2 replicas, 20,000 events
@@ -51,7 +52,7 @@ def run_group(bootstrap: str, replicas: int, events: int, work: Path) -> dict:
     streamer.start()
     streamer.stop(drain=True)
     annotator = rt.Annotator(
-        bootstrap, options["requests_topic"], options["labels_topic"], mean_delay_s=0.001
+        bootstrap, options["requests_topic"], options["labels_topic"], mean_delay_s=0.001, keyed=False
     )
     services = [
         rt.ServiceProcess({**options, "checkpoint_path": work / f"r{i}.ckpt"}, work / f"r{i}.log")
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             for n, r in rows
         ),
         "",
-        "Every replica learns every label; each joins those of its own partitions.",
+        "Every replica learns every label; each joins the labels it reads (its own requests' at once, "
+        "the others' through the training log).",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"replicas{'_quick' if args.quick else ''}.md"

@@ -23,7 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 #: The documents the README sends a newcomer to; their links are checked too.
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "benchmarks.md", CONFIGURATION]
+DOCUMENTS = [
+    ROOT / "README.md",
+    ROOT / "docs" / "benchmarks.md",
+    ROOT / "docs" / "metrics.md",
+    ROOT / "docs" / "architecture.md",
+    ROOT / "deploy" / "README.md",
+    CONFIGURATION,
+]
 
 
 def _code_lines(text: str) -> list[str]:

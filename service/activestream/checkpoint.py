@@ -90,6 +90,10 @@ class CheckpointState:
     #: ``None`` without one, or in a checkpoint from before it existed). ``offsets`` then holds the log's
     #: partition too: the offset of its next example to learn.
     applied: Any = None
+    #: With a training log: the group's open requests read from it (``join.PendingStore``), and the log's
+    #: clock (its newest record's time), at the log position ``offsets`` holds.
+    group: Any = None
+    log_clock_ms: int = 0
 
 
 def save_checkpoint(path: str | Path, state: CheckpointState) -> int:

@@ -219,6 +219,18 @@ class PendingStore:
             evicted.append(Expired(oldest, ExpiryReason.EVICTED))
         return evicted
 
+    def add_entry(self, entry: PendingEntry) -> list[Expired]:
+        """``add`` the request ``entry`` describes (a journal's, a log's: it expires by this TTL)."""
+        return self.add(
+            entry.request_id,
+            entry.event_id,
+            entry.features,
+            entry.asked_at_ms,
+            entry.decision_reason,
+            entry.predicted_label,
+            entry.ask_proba,
+        )
+
     def join(self, now_ms: int, *, request_id: str | None = None, event_id: str | None = None) -> JoinResult:
         """Match a label with its request by ``request_id`` (preferred) or ``event_id``.
 

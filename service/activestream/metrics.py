@@ -121,7 +121,7 @@ METRIC_NAMES: Final = tuple(metric.value for metric in Metric)
 EVENT_OUTCOMES: Final = ("asked", "discarded", "invalid")
 LABEL_STATUSES: Final = ("learned", "unknown", "expired", "duplicate", "invalid")
 EXPIRY_REASONS: Final = ("ttl", "evicted")
-TRAINING_OUTCOMES: Final = ("learned", "duplicate", "invalid")
+TRAINING_OUTCOMES: Final = ("learned", "duplicate", "invalid", "request", "unjoined")
 #: Classes with their own ``asked_labels_total`` series; later classes are counted as ``other``.
 MAX_LABEL_CLASSES: Final = 50
 #: Annotators (the top ones by volume) with their own ``annotator_*`` series; the rest are ``other``.
@@ -326,7 +326,8 @@ class Metrics:
         self._label_series[status].inc()
 
     def training_example(self, outcome: str) -> None:
-        """Count one training-log example: ``learned``, ``duplicate`` or ``invalid``."""
+        """Count one training-log record: ``learned``, ``duplicate``, ``invalid``, ``request`` (an open
+        request) or ``unjoined`` (a label that joined no open request)."""
         self._counters[Metric.TRAINING_EXAMPLES].labels(outcome=outcome).inc()
 
     def dead_letter(self, reason: str) -> None:

@@ -23,7 +23,9 @@ learns) and owns the ordering, which is where the guarantees live:
 
 - **One model across replicas** (``training_topic``): before each poll the loop reads the training log
   (``reader``, no group) and the engine learns its records first; a full read means more is waiting, so
-  that poll does not wait for events (:mod:`activestream.engine.training_log`).
+  that poll does not wait for events (:mod:`activestream.engine.training_log`). A batch's records for
+  the log (the requests it made) are flushed before its label requests are produced: no annotator can
+  answer a request the log does not hold yet, so in the log a request always comes before its labels.
 
 ``request_stop()`` (thread-safe; the CLI's signal handlers call it) lets the batch in flight finish, then
 the loop flushes, checkpoints, commits and closes.
@@ -260,7 +262,8 @@ class Service:
         return len(messages) + len(examples)
 
     def _learn_training_log(self, examples: list[Message], now_ms: int) -> None:
-        """Learn the training log's records read since the last batch (every replica learns all of them)."""
+        """Learn the training log's records read since the last batch (every replica learns all of them);
+        dead-letter the labels this replica appended that joined no request."""
         for message in examples:
             rejection = self.engine.on_training(message, message.offset, now_ms)
             self._checkpoints.dirty = True
@@ -273,12 +276,24 @@ class Service:
                         "detail": rejection.detail,
                     },
                 )
+        for (topic, partition, offset, value, key), rejection in self.engine.rejected_labels():
+            label = Message(topic, partition, offset, value, key)
+            source = self._dead_letters.send(label, rejection, replaying=False)
+            if source is not None:
+                self.engine.outbox.dead_letters.append(source)
 
     def _publish(self) -> None:
-        """Journal the batch's step, then produce its records in order."""
+        """Journal the batch's step, then produce its records in order (the training log's first, flushed
+        before any label request goes out: see the module docstring)."""
         step = self.engine.take_step()
         self._store.append(step, self._partitions.positions)  # raises CheckpointError: nothing went out
-        self._produce(step.records)
+        log_topic, requests = self.settings.training_topic, self.settings.requests_topic
+        if log_topic and any(record.topic == requests for record in step.records):
+            self._produce(record for record in step.records if record.topic == log_topic)
+            self._flush()
+            self._produce(record for record in step.records if record.topic != log_topic)
+        else:
+            self._produce(step.records)
 
     def _produce(self, records: Iterable[Record]) -> None:
         for topic, value, key, headers in records:

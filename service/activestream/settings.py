@@ -86,10 +86,11 @@ class Settings(BaseSettings):
     )
     training_topic: str = Field(
         "",
-        description="Several replicas, one model: when set, the replica that joins a label appends the "
-        "labeled example to this topic (one partition) instead of learning it, and every replica learns "
-        "the topic's examples in order, once each: every replica holds the same model. A new replica "
-        "reads it from the start. Empty: off (each replica learns the labels it joins).",
+        description="Several replicas, one model: when set, each request and each label goes to this topic "
+        "(one partition), and every replica learns it in order, once each: every replica holds the same "
+        "model, any replica joins any label (labels need no key and may land on any partition), and "
+        "`max_labels` caps the group. A new replica reads it from the start. Empty: off (each replica "
+        "learns the labels of its own requests).",
     )
     carried_headers: str = Field(
         "",
@@ -174,7 +175,12 @@ class Settings(BaseSettings):
         "predictions stabilise; resumed by a drift or by a fall of the unbiased accuracy (a policy without "
         "a random part asks nothing while paused: only a drift resumes it).",
     )
-    max_labels: int = Field(0, ge=0, description="Stop asking after this many label requests (0: no cap).")
+    max_labels: int = Field(
+        0,
+        ge=0,
+        description="Stop asking after this many label requests (0: no cap); with a training topic, the "
+        "requests of the whole group.",
+    )
     stopping_window: int = Field(
         100,
         ge=1,

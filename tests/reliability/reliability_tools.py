@@ -298,7 +298,8 @@ class Annotator(threading.Thread):
     start) and posts one label per distinct request id after an exponential delay. Labels name the
     request and the event and are keyed by the event id, as the service expects: with kafka-python's
     default partitioner, the one ``EventStreamer`` uses, a label lands on its event's partition number
-    when the labels topic has as many partitions as the events topic."""
+    when the labels topic has as many partitions as the events topic. ``keyed=False`` sends them with no
+    key: the producer spreads them over the partitions (an annotation tool that does not use murmur2)."""
 
     def __init__(
         self,
@@ -308,8 +309,10 @@ class Annotator(threading.Thread):
         seed: int = 0,
         mean_delay_s: float = 0.3,
         answer: Callable[[str], bool] | None = None,
+        keyed: bool = True,
     ):
         super().__init__(name="annotator", daemon=True)
+        self.keyed = keyed
         self.bootstrap, self.requests_topic, self.labels_topic = bootstrap, requests_topic, labels_topic
         self.seed, self.mean_delay_s = seed, mean_delay_s
         self.answer = answer or (lambda eid: truth_for(features_for(int(eid[1:]), seed)))
@@ -362,7 +365,8 @@ class Annotator(threading.Thread):
                     label = Label(
                         request_id=request_id, event_id=eid, label=self.answer(eid), annotator="sim"
                     )
-                    producer.send(self.labels_topic, to_json(label), key=eid.encode())
+                    key = eid.encode() if self.keyed else None
+                    producer.send(self.labels_topic, to_json(label), key=key)
                     with self._lock:
                         self.stats.posted[request_id] = eid
                     sent = True
@@ -629,6 +633,16 @@ def sample(port: int, series: str) -> float:
         text = response.read().decode()
     found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+def labels_on_log(bootstrap: str, topic: str) -> list[str]:
+    """The request ids of the labels on a training log (its examples and label records, not its requests)."""
+    ids = []
+    for record in read_all(bootstrap, topic):
+        value = json.loads(record.value)
+        if value.get("kind") != "ask":
+            ids.append(value.get("request_id") or request_id_for(value["event_id"]))
+    return ids
 
 
 def learned_from_log(port: int) -> float:

@@ -24,7 +24,7 @@ from reliability_tools import (
     ensure_service_topics,
     event_id,
     features_for,
-    read_all,
+    labels_on_log,
     read_partitions,
     sample,
     service_options,
@@ -138,7 +138,7 @@ def test_random_sigkills_lose_no_label_and_learn_none_twice(
     assert verdict.problems == [], verdict.as_dict()
     assert load_checkpoint(options["checkpoint_path"]).model_version == len(stats.posted)
     if training:  # each label appended once, though a kill may come between its append and a checkpoint
-        appended = [r.key.decode() for r in read_all(bootstrap, options["training_topic"])]
+        appended = labels_on_log(bootstrap, options["training_topic"])
         assert sorted(set(appended)) == sorted(stats.posted), "a posted label is not in the training log"
         print(f"training log: {len(appended)} records, {len(appended) - len(set(appended))} appended twice")
     # Decided once: the budget holds through the kills (the policy's window paces ~1/(2w) above B).

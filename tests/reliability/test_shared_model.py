@@ -1,8 +1,12 @@
-"""Two replicas on a real broker with a training topic: each joins the labels of its own partitions, every
-replica learns every label once, in the log's order, and both end with the same model (the same version
-and the same predictions on a probe set), read from their final checkpoints."""
+"""Two replicas on a real broker with a training topic: labels are produced with no key (spread over the
+labels partitions, whatever event they answer), each replica joins the labels it reads — its own requests
+at once, the other's through the log — every replica learns every label once, in the log's order, and
+both end with the same model (the same version and the same predictions on a probe set), read from their
+final checkpoints."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from reliability_tools import (
@@ -13,6 +17,7 @@ from reliability_tools import (
     committed_total,
     ensure_service_topics,
     features_for,
+    labels_on_log,
     learned_from_log,
     read_all,
     sample,
@@ -45,7 +50,9 @@ def test_two_replicas_learn_every_label_once_and_end_with_the_same_model(
         ServiceProcess(options, tmp_path / "a.log"),
         ServiceProcess({**options, "checkpoint_path": tmp_path / "b.ckpt"}, tmp_path / "b.log"),
     ]
-    annotator = Annotator(bootstrap, options["requests_topic"], options["labels_topic"], mean_delay_s=0.05)
+    annotator = Annotator(
+        bootstrap, options["requests_topic"], options["labels_topic"], mean_delay_s=0.05, keyed=False
+    )
     streamer = EventStreamer(bootstrap, options["events_topic"], rate_per_s=2000, limit=EVENTS)
     try:
         for replica in replicas:
@@ -80,8 +87,12 @@ def test_two_replicas_learn_every_label_once_and_end_with_the_same_model(
             replica.ensure_stopped()
         stats = annotator.stop()
     assert len(stats.posted) > 50
-    appended = [record.key.decode() for record in read_all(bootstrap, options["training_topic"])]
+    appended = labels_on_log(bootstrap, options["training_topic"])
     assert sorted(appended) == sorted(stats.posted), "a label was appended twice, or not at all"
+    log = [json.loads(record.value) for record in read_all(bootstrap, options["training_topic"])]
+    through_log = sum(record.get("kind") == "label" for record in log)
+    assert through_log > 0, "no label was read by the replica that did not ask for it"
+    print(f"{len(stats.posted)} labels: {through_log} joined by the replica that did not ask")
     assert all(joined) and sum(joined) == len(stats.posted), f"labels joined by each replica: {joined}"
     states = [load_checkpoint(path) for path in (tmp_path / "a.ckpt", tmp_path / "b.ckpt")]
     assert all(state is not None for state in states)

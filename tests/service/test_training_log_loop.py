@@ -85,8 +85,14 @@ class Cluster:
                 return
         raise AssertionError("the replicas did not settle")
 
+    def training_records(self, kind: str | None = None) -> list[dict]:
+        """The training log's records of one ``kind``: ``None`` (examples), ``"ask"`` or ``"label"``."""
+        records = [json.loads(m.value) for m in self.broker.messages("training")]
+        return [r for r in records if r.get("kind") == kind]
+
     def training_ids(self) -> list[str]:
-        return [json.loads(m.value)["request_id"] for m in self.broker.messages("training")]
+        """The request ids of the examples on the training log."""
+        return [r["request_id"] for r in self.training_records()]
 
 
 def same_model(replicas: list[Service]) -> None:

@@ -26,6 +26,7 @@ from activestream.decide.policies import BELOW_THRESHOLD
 from activestream.drift.estimates import weighting_proba
 from activestream.engine.state import EngineState
 from activestream.engine.step import Incoming, Outbox, Record
+from activestream.engine.training_log import ask_record
 from activestream.join import Expired, PendingEntry
 from activestream.learner import Decision
 from activestream.messages import (
@@ -253,7 +254,7 @@ class Decider:
             self.state.learner.threshold_policy.overrule(decision.ask, asked)
         else:
             self.batch_spending.record(asked)
-        self.state.stopping.observe(event.features)
+        self._stopping_sample(event)
         return None
 
     def _decide(self, event: Event) -> Decision | Rejection:
@@ -317,8 +318,14 @@ class Decider:
             self.outbox.emit(audit)
         if count:
             self.metrics.event("asked" if decision.ask else "discarded")
-        stopping.observe(event.features)
+        self._stopping_sample(event)
         return "asked" if decision.ask else "discarded"
+
+    def _stopping_sample(self, event: Event) -> None:
+        """The stopping criteria's stabilising-predictions sample sees the event; with a training log it
+        sees the group's requests instead, read from the log (the same sample on every replica)."""
+        if not self.settings.training_topic:
+            self.state.stopping.observe(event.features)
 
     def _audit_discard(self, event_id: str) -> bool:
         """Whether a discard is in the audit trail's sample: a hash of (seed, event id), so replay-stable."""
@@ -348,6 +355,8 @@ class Decider:
         entry = state.pending.find(request_id=request.request_id)
         if entry is not None:  # (evicted at once only with a pending store of size 0, which cannot be)
             self.outbox.asks.append(entry)
+            if self.settings.training_topic:  # the group's: any replica may read its label
+                self.outbox.emit(ask_record(entry, self.settings.training_topic))
         self.outbox.emit(Record(self.settings.requests_topic, to_json(request), event.id.encode(), headers))
         self.metrics.label_request()
 

@@ -26,6 +26,7 @@ configuration and consumed in input order.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
@@ -36,9 +37,9 @@ from activestream.checkpoint import CheckpointState
 from activestream.config import Settings
 from activestream.engine.deciding import Decider
 from activestream.engine.learning import Trainer, _Defer
-from activestream.engine.state import EngineState, applied_memory, ballots_for
+from activestream.engine.state import EngineState, applied_memory, ballots_for, group_requests
 from activestream.engine.step import Incoming, Outbox, Record, Step
-from activestream.engine.training_log import parse_example
+from activestream.engine.training_log import Source, parse_example
 from activestream.feature_bounds import CategoryBounds
 from activestream.join import PendingStore
 from activestream.learner import ActiveLearner
@@ -47,7 +48,7 @@ from activestream.metrics import MAX_ANNOTATOR_SERIES, Metrics
 from activestream.stopping import CRITERIA, StoppingMonitor
 from activestream.transport.base import TopicPartition
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "replica_name"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,17 @@ _ACCURACY_COUNTERS: Final = (
     "prequential_ipw_weight",
     "prequential_ipw_judged",
 )
+
+
+def replica_name(settings: Settings) -> str:
+    """Who this replica is in the training log: its static group member id, else host and checkpoint.
+
+    >>> replica_name(Settings(group_instance_id="activestream-0"))
+    'activestream-0'
+    """
+    if settings.group_instance_id:
+        return settings.group_instance_id
+    return f"{socket.gethostname()}:{settings.checkpoint_path.absolute()}"
 
 
 class Engine:
@@ -75,6 +87,8 @@ class Engine:
         live there and are saved with the state.
     timer
         A monotonic seconds counter, for the decide-duration histogram only.
+    replica
+        This replica's name in the training log's label records (default: ``replica_name(settings)``).
     """
 
     def __init__(
@@ -84,6 +98,7 @@ class Engine:
         learner: ActiveLearner | None = None,
         metrics: Metrics | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        replica: str | None = None,
     ):
         self.settings = settings
         self.metrics = metrics or Metrics(dead_letter_reasons=[r.value for r in RejectReason])
@@ -93,8 +108,10 @@ class Engine:
         self.state.ballots = ballots_for(pending, settings)
         self.state.categories = CategoryBounds(settings.max_categories, settings.max_features)
         self.state.applied = applied_memory(settings)
+        self.state.group = group_requests(settings)
         self.outbox = Outbox()
         self.trainer = Trainer(settings, self.state, self.outbox, self.metrics, self._drifted)
+        self.trainer.replica = replica if replica is not None else replica_name(settings)
         self.decider = Decider(
             settings, self.state, self.outbox, self.metrics, timer, self.trainer.on_evicted
         )
@@ -109,6 +126,9 @@ class Engine:
             max_labels=s.max_labels or None,
             pause_on_signal=s.stop_on_plateau,
             seed=s.seed,
+            # With a training log the sample is drawn from the group's requests (about B of the events),
+            # all of them candidates, instead of a tenth of the replica's own events.
+            stability_sample=1.0 if s.training_topic else 0.1,
         )
 
     # -- the state, for the loop, the HTTP API and tests -------------------------------------------------
@@ -144,14 +164,20 @@ class Engine:
         return TopicPartition(topic, 0) if topic else None
 
     def on_training(self, message: Incoming, offset: int, now_ms: int) -> Rejection | None:
-        """Learn a training-log record (at ``offset`` of the log) once; its ``Rejection`` if it is not one
-        (or the model cannot learn it: every replica then skips it alike)."""
+        """Take a training-log record (at ``offset`` of the log): learn an example once, open a request,
+        join a label; its ``Rejection`` if it is not one (or the model cannot learn it: every replica then
+        skips it alike). Labels this replica appended that joined nothing go to ``rejected_labels``."""
         self.state.training_offset = offset + 1
         example = parse_example(message.value)
         if isinstance(example, Rejection):
             self.metrics.training_example("invalid")
             return example
         return self.trainer.apply(example, now_ms)
+
+    def rejected_labels(self) -> list[tuple[Source, Rejection]]:
+        """Take the label records this replica appended that joined no request (to dead-letter)."""
+        rejected, self.trainer.rejected = self.trainer.rejected, []
+        return rejected
 
     def tick(self, now_ms: int) -> None:
         """Time passes: requests expire, ballots time out, a batch window may close."""
@@ -221,15 +247,7 @@ class Engine:
             for entry in step.asks:
                 self.decider.replay[entry.event_id] = entry
                 if not state.pending.knows_event(entry.event_id):
-                    evicted = state.pending.add(
-                        entry.request_id,
-                        entry.event_id,
-                        entry.features,
-                        entry.asked_at_ms,
-                        entry.decision_reason,
-                        entry.predicted_label,
-                        entry.ask_proba,
-                    )
+                    evicted = state.pending.add_entry(entry)
                     self.trainer.on_evicted(evicted, entry.asked_at_ms)
                     state.stopping.on_ask()
             self.decider.replay.update(dict.fromkeys(step.discards))
@@ -278,6 +296,8 @@ class Engine:
             created_at_ms=now_ms,
             categories=self.state.categories,
             applied=self.state.applied,
+            group=self.state.group,
+            log_clock_ms=self.state.log_clock_ms,
         )
 
     def restore(self, checkpoint: CheckpointState) -> None:
@@ -301,6 +321,8 @@ class Engine:
         log_partition = self.training_partition
         state.applied = getattr(checkpoint, "applied", None) or applied_memory(s)
         state.training_offset = checkpoint.offsets.get(log_partition, 0) if log_partition else 0
+        state.group = getattr(checkpoint, "group", None) or group_requests(s)
+        state.log_clock_ms = getattr(checkpoint, "log_clock_ms", 0)
         # A checkpoint from before the bounds existed: they start afresh (the model may hold more).
         categories = getattr(checkpoint, "categories", None) or CategoryBounds(
             s.max_categories, s.max_features

@@ -8,6 +8,10 @@ model had not seen them — but counted once.
 With a training log (:mod:`activestream.engine.training_log`) a joined label is not learned here: its
 example is appended to the log, once (a label joined before a restart, ``learned_before``, is not appended
 again), and counted; every replica then learns the log's examples through ``apply``, once by request id.
+A label whose request this replica does not hold is appended as it came (a ``label`` record); ``apply``
+joins it with the group's open requests, read from the same log, and the replica that appended it counts
+it, or dead-letters it (``rejected``) when it joins nothing. The requests read from the log are what
+``max_labels`` counts: a cap for the group, not for each replica.
 """
 
 from __future__ import annotations
@@ -21,9 +25,17 @@ from activestream.batch_scoring import predict_many
 from activestream.config import Settings
 from activestream.decide.policies import RANDOM
 from activestream.drift.estimates import weighting_proba
-from activestream.engine.state import APPLIED, EngineState
+from activestream.engine.state import APPLIED, LABEL_READ, EngineState
 from activestream.engine.step import Incoming, Outbox
-from activestream.engine.training_log import Example, training_record
+from activestream.engine.training_log import (
+    Answer,
+    Ask,
+    Example,
+    Source,
+    label_record,
+    source_key,
+    training_record,
+)
 from activestream.join import Expired, JoinStatus, PendingEntry
 from activestream.messages import Label, Rejection, RejectReason, parse_label
 from activestream.metrics import Metrics
@@ -76,6 +88,10 @@ class Trainer:
         self.learned_before: set[str] = set()
         #: Annotators with a series of their own (the most active ones).
         self.top_annotators: frozenset[str] = frozenset()
+        #: Who this replica is in the training log's label records (it dead-letters its own).
+        self.replica = ""
+        #: Label records this replica appended that joined no request: (source, why), to dead-letter.
+        self.rejected: list[tuple[Source, Rejection]] = []
 
     # -- one label ---------------------------------------------------------------------------------------
     def on_label(
@@ -85,17 +101,27 @@ class Trainer:
         if isinstance(label, Rejection):
             self.metrics.label("invalid")
             return label
-        return self.join(label, now_ms, may_defer=may_defer)
+        source: Source = (
+            getattr(message, "topic", ""),
+            getattr(message, "partition", 0),
+            getattr(message, "offset", 0),
+            message.value,
+            getattr(message, "key", None),
+        )
+        return self.join(label, now_ms, may_defer=may_defer, source=source)
 
-    def join(self, label: Label, now_ms: int, *, may_defer: bool = False) -> Rejection | _Defer | None:
-        """Join a parsed label with its request and learn it (or add its vote)."""
+    def join(
+        self, label: Label, now_ms: int, *, may_defer: bool = False, source: Source | None = None
+    ) -> Rejection | _Defer | None:
+        """Join a parsed label with its request and learn it (or add its vote); with a training log, one
+        whose request is unknown here goes to the log (``source``: where it was read)."""
         entry = self._voting_entry(label, now_ms)
         if entry is not None:
             return self._vote(entry, label, now_ms)
         pending = self.state.pending
         entry = pending.peek(now_ms, request_id=label.request_id, event_id=label.event_id)
         if entry is not None:
-            rejection = self._take(entry, label.label, now_ms)
+            rejection = self._take(entry, label.label, now_ms, source_key(source) if source else "")
             if rejection is not None:
                 self.metrics.label("invalid")
                 return rejection  # the request stays open for a label the model can learn
@@ -104,13 +130,16 @@ class Trainer:
         result = pending.join(now_ms, request_id=label.request_id, event_id=label.event_id)
         if result.status is JoinStatus.UNKNOWN and may_defer:
             return DEFER  # its event may be further on in a partition being replayed
+        if result.status is JoinStatus.UNKNOWN and self._shared and source is not None:
+            return self._append_label(label, source, now_ms)
         self.metrics.label(result.status.value)
         if result.status is JoinStatus.EXPIRED and result.entry is not None:  # expired just now
             self.metrics.pending_expired("ttl")
         return Rejection(_JOIN_REJECTIONS[result.status], f"label for a {result.status.value} request")
 
-    def _take(self, entry: PendingEntry, y: ClassLabel, now_ms: int) -> Rejection | None:
-        """Learn a joined label, or append it to the training log when there is one."""
+    def _take(self, entry: PendingEntry, y: ClassLabel, now_ms: int, label_key: str = "") -> Rejection | None:
+        """Learn a joined label, or append it to the training log when there is one (``label_key``: where
+        the label was read)."""
         if not self.settings.training_topic:
             return self._learn(entry, y, now_ms)
         try:
@@ -121,21 +150,107 @@ class Trainer:
         if entry.request_id in self.learned_before:
             self.learned_before.discard(entry.request_id)  # appended (and counted) before the restart
             return None
-        self.outbox.emit(training_record(entry, y, self.settings.training_topic))
+        self.outbox.emit(training_record(entry, y, self.settings.training_topic, label_key))
         self._count(entry, y, now_ms)
         return None
 
-    def apply(self, example: Example, now_ms: int) -> Rejection | None:
-        """Learn an example of the training log, unless its request was learned already."""
-        applied, entry = self.state.applied, example.entry
+    @property
+    def _shared(self) -> bool:
+        """Whether requests belong to the group (a training log, one annotator a request)."""
+        return bool(self.settings.training_topic) and self.state.ballots is None
+
+    def _append_label(self, label: Label, source: Source, now_ms: int) -> Rejection | None:
+        """Append a label of a request this replica does not hold to the log, once (see the module)."""
+        try:
+            self.state.learner.check_label(label.label)
+        except Exception as error:
+            return _unlearnable(error)
+        record = label_record(label, source, now_ms, self.replica, self.settings.training_topic)
+        key = source_key(source)
+        self.outbox.learned.append(key)  # journaled: a replay does not append it again
+        if key in self.learned_before:
+            self.learned_before.discard(key)
+        else:
+            self.outbox.emit(record)
+        return None
+
+    def apply(self, record: Example | Ask | Answer, now_ms: int) -> Rejection | None:
+        """Take a record of the training log: learn an example, unless its request was learned already;
+        open a request; join a label with the group's open requests."""
+        applied = self.state.applied
         assert applied is not None  # (made with the training topic)
+        if isinstance(record, Answer):
+            return self._answer(record)
+        entry = record.entry
+        self._tick_log(entry.asked_at_ms)
+        if isinstance(record, Ask):
+            group = self.state.group
+            if group is not None and not group.knows_event(entry.event_id):  # (else appended twice)
+                group.add_entry(entry)  # (evictions: the oldest open requests, silently)
+                stopping = self.state.stopping
+                if not self.state.pending.knows_event(entry.event_id):  # (its own counted when made)
+                    stopping.on_ask()  # the group's requests count against max_labels
+                stopping.observe(entry.features)  # every replica: the same stabilising-predictions sample
+                self.metrics.training_example("request")
+            return None
         if applied.status_of_request(entry.request_id) is not None:
             self.metrics.training_example("duplicate")
             return None  # appended twice (a joiner replayed its label after a crash): learned once
         applied.add(entry.request_id, entry.event_id, APPLIED)
-        rejection = self._learn(entry, example.label, now_ms, counted=True)
+        if record.label_key:  # the same label read again by another replica (a rebalance) joins nothing
+            applied.add(record.label_key, record.label_key, LABEL_READ)
+        self._close(entry.request_id, now_ms)
+        rejection = self._learn(entry, record.label, now_ms, counted=True)
         self.metrics.training_example("learned" if rejection is None else "invalid")
         return rejection
+
+    def _answer(self, answer: Answer) -> None:
+        """Join a label record with the group's open requests, as every replica does at this point."""
+        applied, group = self.state.applied, self.state.group
+        assert applied is not None and group is not None
+        if applied.status_of_request(answer.key) is not None:
+            self.metrics.training_example("duplicate")
+            return None  # the same label appended twice (read again after a rebalance or a restart)
+        applied.add(answer.key, answer.key, LABEL_READ)
+        self._tick_log(answer.received_at_ms)
+        mine = answer.by == self.replica
+        entry = group.peek(answer.received_at_ms, request_id=answer.request_id, event_id=answer.event_id)
+        if entry is None or applied.status_of_request(entry.request_id) is not None:
+            found = group.join(answer.received_at_ms, request_id=answer.request_id, event_id=answer.event_id)
+            status = JoinStatus.DUPLICATE if entry is not None else found.status
+            self.metrics.training_example("unjoined")
+            if mine:
+                self.metrics.label(status.value)
+                why = Rejection(_JOIN_REJECTIONS[status], f"label for a {status.value} request")
+                self.rejected.append((answer.source, why))
+            return None
+        applied.add(entry.request_id, entry.event_id, APPLIED)
+        self._close(entry.request_id, answer.received_at_ms)
+        rejection = self._learn(entry, answer.label, answer.received_at_ms, counted=True)
+        self.metrics.training_example("learned" if rejection is None else "invalid")
+        if mine and rejection is None:
+            self._count(entry, answer.label, answer.received_at_ms)
+        elif mine and rejection is not None:
+            self.metrics.label("invalid")
+            self.rejected.append((answer.source, rejection))
+        return None
+
+    def _tick_log(self, at_ms: int) -> None:
+        """The log's clock moves to ``at_ms``: the group's requests past their TTL then are dropped."""
+        state = self.state
+        if at_ms > state.log_clock_ms:
+            state.log_clock_ms = at_ms
+            if state.group is not None:
+                state.group.expire(at_ms)
+
+    def _close(self, request_id: str, now_ms: int) -> None:
+        """A request of the log was answered: nobody waits for it any more (here or in the group)."""
+        if self.state.group is not None:
+            self.state.group.join(now_ms, request_id=request_id)
+        # The asker's own entry is open if another replica joined it; one this replica joined before a
+        # restart stays open for its label's replay (``learned_before``).
+        if self.state.ballots is None and request_id not in self.learned_before:
+            self.state.pending.join(now_ms, request_id=request_id)
 
     def _count(self, entry: PendingEntry, y: ClassLabel, now_ms: int) -> None:
         if self.state.ballots is None:  # (with votes, each vote was counted as it came)

@@ -13,10 +13,11 @@ from activestream.join import PendingStore
 from activestream.learner import ActiveLearner
 from activestream.stopping import StoppingMonitor
 
-__all__ = ["APPLIED", "EngineState", "applied_memory", "ballots_for"]
+__all__ = ["APPLIED", "LABEL_READ", "EngineState", "applied_memory", "ballots_for", "group_requests"]
 
-#: The one status the memory of applied examples records.
+#: The statuses the memory of the training log records: an example learned, a label message read.
 APPLIED = "applied"
+LABEL_READ = "label_read"
 
 
 @dataclass(slots=True)
@@ -39,6 +40,10 @@ class EngineState:
     applied: ClosedRequests | None = None
     #: With a training log: the offset of its next record to learn.
     training_offset: int = 0
+    #: With a training log: the requests of every replica read from it and not answered yet, expiring on
+    #: the log's own clock (``log_clock_ms``, its newest record's time), so identically on every replica.
+    group: PendingStore | None = None
+    log_clock_ms: int = 0
 
 
 def ballots_for(pending: PendingStore, settings: Settings) -> LabelAggregator | None:
@@ -62,4 +67,11 @@ def ballots_for(pending: PendingStore, settings: Settings) -> LabelAggregator | 
 
 def applied_memory(settings: Settings) -> ClosedRequests | None:
     """A fresh memory of the training-log examples learned (``None`` without a training log)."""
-    return ClosedRequests(settings.pending_max, (APPLIED,)) if settings.training_topic else None
+    return ClosedRequests(settings.pending_max, (APPLIED, LABEL_READ)) if settings.training_topic else None
+
+
+def group_requests(settings: Settings) -> PendingStore | None:
+    """A fresh store of the group's open requests (``None`` without a training log)."""
+    if not settings.training_topic:
+        return None
+    return PendingStore(settings.pending_max, settings.label_ttl_seconds * 1000)
