@@ -74,6 +74,17 @@ def test_labels_landing_on_any_partition_are_learned_once_by_every_replica(tmp_p
     b.shutdown()
 
 
+def test_the_labels_topic_may_have_another_partition_count_than_the_events_topic(tmp_path):
+    cluster = AnyPartition(tmp_path, n_events=600, label_partitions=3)
+    cluster.keyed = True  # keyed by event id, but 3 partitions against the events' 4: most land elsewhere
+    a, b = cluster.replica("a"), cluster.replica("b")
+    cluster.run([a, b])
+    learned_once_by_all(cluster, [a, b])
+    assert len(cluster.training_records("label")) > 0
+    a.shutdown()
+    b.shutdown()
+
+
 def test_a_killed_replicas_outstanding_requests_are_answered_through_its_successor(tmp_path):
     cluster = AnyPartition(tmp_path, max_poll_records=60)
     cluster.keyed = cluster.silent = True  # each label on its event's partition, once the annotator answers

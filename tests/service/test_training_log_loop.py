@@ -31,7 +31,7 @@ PROBE = [x for x, _ in datasets.synth.SEA(seed=7).take(200)]
 class Cluster:
     """Replicas on one in-memory broker and an annotator answering every request at once."""
 
-    def __init__(self, tmp_path, n_events: int = 1200, **overrides):
+    def __init__(self, tmp_path, n_events: int = 1200, label_partitions: int = PARTITIONS, **overrides):
         self.broker, self.tmp, self.now = MemoryBroker(), tmp_path, 1_700_000_000_000
         self.options = {
             "budget": 0.2,
@@ -41,7 +41,8 @@ class Cluster:
             "seed": 5,
             **overrides,
         }
-        self.broker.admin().ensure_topics(["events", "labels"], partitions=PARTITIONS)
+        self.broker.admin().ensure_topics(["events"], partitions=PARTITIONS)
+        self.broker.admin().ensure_topics(["labels"], partitions=label_partitions)
         self.producer = self.broker.producer()
         self.truth: dict[str, bool] = {}
         for i, (x, y) in enumerate(datasets.synth.SEA(seed=1).take(n_events)):
