@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from activestream.checkpointing import Checkpointing
 from activestream.config import Settings
@@ -287,15 +287,20 @@ class Service:
         before any label request goes out: see the module docstring)."""
         step = self.engine.take_step()
         self._store.append(step, self._partitions.positions)  # raises CheckpointError: nothing went out
-        log_topic, requests = self.settings.training_topic, self.settings.requests_topic
-        if log_topic and any(record.topic == requests for record in step.records):
-            self._produce(record for record in step.records if record.topic == log_topic)
-            self._flush()
-            self._produce(record for record in step.records if record.topic != log_topic)
-        else:
-            self._produce(step.records)
+        self._produce(step.records)
 
-    def _produce(self, records: Iterable[Record]) -> None:
+    def _produce(self, records: Sequence[Record]) -> None:
+        """Produce ``records`` in order; with label requests among them, the training log's first, flushed
+        (a request reaches the annotators only once the log holds it)."""
+        log_topic, requests = self.settings.training_topic, self.settings.requests_topic
+        if log_topic and any(record.topic == requests for record in records):
+            self._send(record for record in records if record.topic == log_topic)
+            self._flush()
+            self._send(record for record in records if record.topic != log_topic)
+        else:
+            self._send(records)
+
+    def _send(self, records: Iterable[Record]) -> None:
         for topic, value, key, headers in records:
             self.producer.produce(topic, value, key, headers)
 

@@ -158,3 +158,34 @@ def test_max_labels_caps_the_group_not_each_replica(tmp_path):
     learned_once_by_all(cluster, [a, b])
     a.shutdown()
     b.shutdown()
+
+
+class FlushSpy:
+    """A producer that records, at each flush, the topics of the records it sends."""
+
+    def __init__(self, producer):
+        self.producer, self.sent, self.flushes = producer, [], []
+
+    def produce(self, topic, value, key=None, headers=()):
+        self.sent.append(topic)
+        self.producer.produce(topic, value, key, headers)
+
+    def flush(self, timeout_s):
+        self.flushes.append(self.sent)
+        self.sent = []
+        self.producer.flush(timeout_s)
+
+    def close(self):
+        self.producer.close()
+
+
+def test_a_request_goes_out_only_once_the_log_holds_it(tmp_path):
+    cluster = AnyPartition(tmp_path, n_events=300, max_poll_records=50)
+    a = cluster.replica("a")
+    spy = a.producer = a._dead_letters.producer = FlushSpy(a.producer)
+    cluster.run([a])
+    with_requests = [i for i, topics in enumerate(spy.flushes) if "label-requests" in topics]
+    assert with_requests, "no request was made"
+    for i in with_requests:  # the flush before it sent the log's records of the same batch
+        assert set(spy.flushes[i - 1]) == {"training"} and "training" not in spy.flushes[i]
+    a.shutdown()

@@ -245,8 +245,8 @@ class Trainer:
 
     def _close(self, request_id: str, now_ms: int) -> None:
         """A request of the log was answered: nobody waits for it any more (here or in the group)."""
-        if self.state.group is not None:
-            self.state.group.join(now_ms, request_id=request_id)
+        if self.state.group is not None:  # (on the log's clock: the same status on every replica)
+            self.state.group.join(self.state.log_clock_ms, request_id=request_id)
         # The asker's own entry is open if another replica joined it; one this replica joined before a
         # restart stays open for its label's replay (``learned_before``).
         if self.state.ballots is None and request_id not in self.learned_before:
