@@ -78,7 +78,7 @@ class Feeder:
     def _handled(self, message: Message, rejection: Rejection | None) -> None:
         """Dead-letter or count a handled message, and move its partition's position past it."""
         if rejection is not None:
-            self._dead_letter(message, rejection)
+            self.dead_letter(message, rejection)
         else:
             self._dead_letters.accepted()
         self._checkpoints.dirty = True
@@ -92,10 +92,11 @@ class Feeder:
         for message in deferred:
             result = self._engine.on_label(message, now_ms)
             if isinstance(result, Rejection):  # (it counted as accepted when it was held back)
-                self._dead_letter(message, result)
+                self.dead_letter(message, result)
         return {message.topic_partition for message in deferred}
 
-    def _dead_letter(self, message: Message, rejection: Rejection) -> None:
+    def dead_letter(self, message: Message, rejection: Rejection) -> None:
+        """Dead-letter ``message`` and journal it (a replay does not repeat it)."""
         source = self._dead_letters.send(
             message, rejection, replaying=message.topic_partition in self._partitions.replay_end
         )

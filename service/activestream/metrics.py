@@ -326,8 +326,7 @@ class Metrics:
         self._label_series[status].inc()
 
     def training_example(self, outcome: str) -> None:
-        """Count one training-log record: ``learned``, ``duplicate``, ``invalid``, ``request`` (an open
-        request) or ``unjoined`` (a label that joined no open request)."""
+        """Count one training-log record by outcome (``TRAINING_OUTCOMES``)."""
         self._counters[Metric.TRAINING_EXAMPLES].labels(outcome=outcome).inc()
 
     def dead_letter(self, reason: str) -> None:

@@ -276,11 +276,8 @@ class Service:
                         "detail": rejection.detail,
                     },
                 )
-        for (topic, partition, offset, value, key), rejection in self.engine.rejected_labels():
-            label = Message(topic, partition, offset, value, key)
-            source = self._dead_letters.send(label, rejection, replaying=False)
-            if source is not None:
-                self.engine.outbox.dead_letters.append(source)
+        for source, rejection in self.engine.rejected_labels():
+            self._feeder.dead_letter(Message(*source), rejection)
 
     def _publish(self) -> None:
         """Journal the batch's step, then produce its records in order (the training log's first, flushed

@@ -127,8 +127,8 @@ class Engine:
             pause_on_signal=s.stop_on_plateau,
             seed=s.seed,
             # With a training log the sample is drawn from the group's requests (about B of the events),
-            # all of them candidates, instead of a tenth of the replica's own events.
-            stability_sample=1.0 if s.training_topic else 0.1,
+            # all of them candidates, instead of a share of the replica's own events.
+            **({"stability_sample": 1.0} if s.training_topic else {}),
         )
 
     # -- the state, for the loop, the HTTP API and tests -------------------------------------------------

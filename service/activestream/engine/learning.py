@@ -121,7 +121,7 @@ class Trainer:
         pending = self.state.pending
         entry = pending.peek(now_ms, request_id=label.request_id, event_id=label.event_id)
         if entry is not None:
-            rejection = self._take(entry, label.label, now_ms, source_key(source) if source else "")
+            rejection = self._take(entry, label.label, now_ms, source)
             if rejection is not None:
                 self.metrics.label("invalid")
                 return rejection  # the request stays open for a label the model can learn
@@ -137,9 +137,11 @@ class Trainer:
             self.metrics.pending_expired("ttl")
         return Rejection(_JOIN_REJECTIONS[result.status], f"label for a {result.status.value} request")
 
-    def _take(self, entry: PendingEntry, y: ClassLabel, now_ms: int, label_key: str = "") -> Rejection | None:
-        """Learn a joined label, or append it to the training log when there is one (``label_key``: where
-        the label was read)."""
+    def _take(
+        self, entry: PendingEntry, y: ClassLabel, now_ms: int, source: Source | None = None
+    ) -> Rejection | None:
+        """Learn a joined label, or append it to the training log when there is one (``source``: where the
+        label was read)."""
         if not self.settings.training_topic:
             return self._learn(entry, y, now_ms)
         try:
@@ -150,6 +152,7 @@ class Trainer:
         if entry.request_id in self.learned_before:
             self.learned_before.discard(entry.request_id)  # appended (and counted) before the restart
             return None
+        label_key = source_key(source) if source else ""
         self.outbox.emit(training_record(entry, y, self.settings.training_topic, label_key))
         self._count(entry, y, now_ms)
         return None
