@@ -44,6 +44,8 @@ __all__ = [
     "MAGIC",
     "CheckpointError",
     "CheckpointState",
+    "decode_state",
+    "encode_state",
     "fsync_directory",
     "load_checkpoint",
     "save_checkpoint",
@@ -104,12 +106,10 @@ def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
     path = Path(path)
     temp = temp_path_for(path)
     try:
-        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-        header = _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), hashlib.sha256(payload).digest())
+        data = encode_state(state)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(temp, "wb") as file:
-            file.write(header)
-            file.write(payload)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -118,7 +118,14 @@ def save_checkpoint(path: str | Path, state: CheckpointState) -> int:
         temp.unlink(missing_ok=True)
         log.error("checkpoint not saved", extra={"path": str(path), "error": repr(error)})
         raise CheckpointError(f"cannot save checkpoint {path}: {error!r}") from error
-    return _HEADER.size + len(payload)
+    return len(data)
+
+
+def encode_state(state: CheckpointState) -> bytes:
+    """``state`` in the checkpoint format (header, then the pickle): what a file, or a snapshot of the group's
+    model (:mod:`activestream.snapshots`), holds."""
+    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(payload), hashlib.sha256(payload).digest()) + payload
 
 
 def temp_path_for(path: Path) -> Path:
@@ -161,29 +168,37 @@ def load_checkpoint(path: str | Path) -> CheckpointState | None:
         return None
     except OSError as error:
         _fail(path, f"unreadable: {error!r}")
-    return _decode(path, data)
+    try:
+        return decode_state(data)
+    except CheckpointError as error:
+        _fail(path, str(error))
 
 
-def _decode(path: Path, data: bytes) -> CheckpointState:
+def decode_state(data: bytes) -> CheckpointState:
+    """The state ``data`` holds (see ``encode_state``); ``CheckpointError`` saying what is wrong if none."""
     if len(data) < _HEADER.size:
-        _fail(path, f"truncated: {len(data)} bytes, shorter than the header")
+        _wrong(f"truncated: {len(data)} bytes, shorter than the header")
     magic, version, length, digest = _HEADER.unpack_from(data)
     if magic != MAGIC:
-        _fail(path, "not an activestream checkpoint (bad magic)")
+        _wrong("not an activestream checkpoint (bad magic)")
     if version != FORMAT_VERSION:
-        _fail(path, f"in format version {version}; this service reads version {FORMAT_VERSION}")
+        _wrong(f"in format version {version}; this service reads version {FORMAT_VERSION}")
     payload = memoryview(data)[_HEADER.size :]
     if len(payload) != length:
-        _fail(path, f"truncated or torn: payload is {len(payload)} bytes, header says {length}")
+        _wrong(f"truncated or torn: payload is {len(payload)} bytes, header says {length}")
     if hashlib.sha256(payload).digest() != digest:
-        _fail(path, "corrupt: checksum mismatch")
+        _wrong("corrupt: checksum mismatch")
     try:
         state = pickle.loads(payload)
     except Exception as error:  # a class renamed or removed since the checkpoint was written
-        _fail(path, f"unreadable by this code version: {error!r}")
+        _wrong(f"unreadable by this code version: {error!r}")
     if not isinstance(state, CheckpointState):
-        _fail(path, f"a pickled {type(state).__name__}, not a CheckpointState")
+        _wrong(f"a pickled {type(state).__name__}, not a CheckpointState")
     return state
+
+
+def _wrong(problem: str) -> NoReturn:
+    raise CheckpointError(problem)
 
 
 def _fail(path: Path, problem: str) -> NoReturn:

@@ -10,8 +10,9 @@ loop's order around them (journal → produce → flush → mark published → c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from activestream.checkpoint import CheckpointState
 from activestream.config import Settings
 from activestream.deadletters import DeadLetters
 from activestream.engine import Engine
@@ -74,11 +75,13 @@ class Checkpointing:
         if self._store.save(offsets, self._partitions.replay_targets, now_ms):
             self.dirty = self.uncovered = False
 
-    def restore(self, dead_letters: DeadLetters) -> list[Record]:
-        """Restore the checkpoint and the journal; return the records that may never have been published
-        (to produce again; the loop then sets ``dirty``: the next checkpoint must cover what the journal
-        put back in the pending store)."""
-        positions = self._store.restore() or {}
+    def restore(
+        self, dead_letters: DeadLetters, fallback: Callable[[], CheckpointState | None] | None = None
+    ) -> list[Record]:
+        """Restore the checkpoint (with none: ``fallback``'s state, the group's snapshot) and the journal;
+        return the records that may never have been published (to produce again; the loop then sets
+        ``dirty``: the next checkpoint must cover what the journal put back in the pending store)."""
+        positions = self._store.restore(fallback) or {}
         positions.pop(self._engine.training_partition, None)  # the engine's own (not a group's partition)
         recovered = self._store.recover()
         self._partitions.restore(positions, recovered.ends)

@@ -15,9 +15,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from collections.abc import Callable
 from typing import NamedTuple
 
-from activestream.checkpoint import CheckpointError, load_checkpoint, remove_stale_temps, save_checkpoint
+from activestream.checkpoint import (
+    CheckpointError,
+    CheckpointState,
+    load_checkpoint,
+    remove_stale_temps,
+    save_checkpoint,
+)
 from activestream.config import Settings
 from activestream.engine import Engine, Record, Step
 from activestream.journal import Journal
@@ -50,15 +57,24 @@ class Persistence:
         self.journal = Journal(Journal.path_for(self.path))
         self._generation = 0
 
-    def restore(self) -> dict[TopicPartition, int] | None:
+    def restore(
+        self, fallback: Callable[[], CheckpointState | None] | None = None
+    ) -> dict[TopicPartition, int] | None:
         """Give the engine the checkpoint's state; return the offsets it covers (``None``: no checkpoint).
 
-        Raises ``CheckpointError`` for a damaged checkpoint: starting afresh would throw the model away.
+        With no checkpoint, ``fallback`` may give a state to start from (the group's snapshot: the
+        journal, of generation 0 then, still applies). Raises ``CheckpointError`` for a damaged checkpoint:
+        starting afresh would throw the model away.
         """
         state = load_checkpoint(self.path)
         if state is None:
-            log.info("no checkpoint: starting from scratch", extra={"path": str(self.path)})
-            return None
+            state = fallback() if fallback is not None else None
+            if state is None:
+                log.info("no checkpoint: starting from scratch", extra={"path": str(self.path)})
+                return None
+            self.engine.restore(state)
+            log.info("no checkpoint: starting from the group's snapshot", extra={"path": str(self.path)})
+            return dict(state.offsets)
         self.engine.restore(state)
         self._generation = int(state.counters.get("journal", 0))
         self.engine.metrics.checkpoint_saved(state.created_at_ms / 1000)

@@ -26,6 +26,8 @@ learns) and owns the ordering, which is where the guarantees live:
   that poll does not wait for events (:mod:`activestream.engine.training_log`). A batch's records for
   the log (the requests it made) are flushed before its label requests are produced: no annotator can
   answer a request the log does not hold yet, so in the log a request always comes before its labels.
+  With ``snapshot_topic`` a replica publishes the group's model there now and then, and a replica with no
+  checkpoint starts from the newest one instead of the log's start (:mod:`activestream.snapshotting`).
 
 ``request_stop()`` (thread-safe; the CLI's signal handlers call it) lets the batch in flight finish, then
 the loop flushes, checkpoints, commits and closes.
@@ -53,9 +55,10 @@ from activestream.monitoring import Monitoring
 from activestream.partitions import Partitions
 from activestream.persistence import Persistence
 from activestream.rebalancing import Rebalancing
+from activestream.snapshotting import Snapshotting
 from activestream.startup import announce, prepare_topics, service_topics
 from activestream.takeover import Takeover
-from activestream.transport.base import Admin, Consumer, Message, Producer, Reader
+from activestream.transport.base import Admin, Consumer, Message, Producer, Reader, TopicPartition
 from activestream.transport.errors import BrokerUnavailable
 
 __all__ = ["PAUSED", "DeadLetterGuard", "DeadLetterLimitExceeded", "Service", "service_topics"]
@@ -138,6 +141,9 @@ class Service:
         self._monitoring = Monitoring(
             settings, self.engine, consumer, admin, self._partitions, self.health, timer, self._end_replay
         )
+        replica = self.engine.trainer.replica
+        self._snapshots = Snapshotting(settings, self.engine, reader, self._send, self._flush, replica)
+        self._writes_snapshots_for = TopicPartition(settings.events_topic, 0)
 
     # -- the engine's state, for the HTTP API and tests --------------------------------------------------
     learner = property(lambda self: self.engine.state.learner, doc="The ``ActiveLearner``.")
@@ -161,8 +167,8 @@ class Service:
         if self._started:
             return
         self._started = True
-        self._restore()
         prepare_topics(self.admin, self.settings)
+        self._restore()
         self._takeover.before_join()  # a killed predecessor's partitions come to us without its session
         log_partition = self.engine.training_partition
         if self.reader is not None and log_partition is not None:
@@ -252,6 +258,10 @@ class Service:
         self._publish()
         self._flush()
         self._store.mark_published()
+        writer = (
+            len(examples) < s.max_poll_records and self._writes_snapshots_for in self._partitions.assigned
+        )
+        self._snapshots.publish_if_due(now_ms, writer)
         self._checkpoints.consistent = True
         if self._checkpoints.due(now_ms) or self._dead_letters.tripped:
             self._checkpoints.checkpoint(now_ms)
@@ -315,7 +325,7 @@ class Service:
     # -- restore, replay --------------------------------------------------------------------------------
     def _restore(self) -> None:
         """Restore the checkpoint and the journal; produce again what may never have been published."""
-        republish = self._checkpoints.restore(self._dead_letters)
+        republish = self._checkpoints.restore(self._dead_letters, self._snapshots.load)
         self._produce(republish)
         for _ in (r for r in republish if r.topic == self.settings.requests_topic):
             self.metrics.label_request()

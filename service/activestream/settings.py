@@ -89,8 +89,21 @@ class Settings(BaseSettings):
         description="Several replicas, one model: when set, each request and each label goes to this topic "
         "(one partition), and every replica learns it in order, once each: every replica holds the same "
         "model, any replica joins any label (labels need no key and may land on any partition), and "
-        "`max_labels` caps the group. A new replica reads it from the start. Empty: off (each replica "
-        "learns the labels of its own requests).",
+        "`max_labels` caps the group. A replica with no checkpoint starts from the newest snapshot "
+        "(`snapshot_topic`) or else reads it from the start. Empty: off (each replica learns the labels of "
+        "its own requests).",
+    )
+    snapshot_topic: str = Field(
+        "",
+        description="With `training_topic`: a one-partition topic (best compacted) where the replica holding "
+        "partition 0 of the events topic publishes the group's model every `snapshot_every` records of the "
+        "training log. A replica with no checkpoint starts from the newest complete snapshot and reads the "
+        "log from there, not from its start. Empty: off.",
+    )
+    snapshot_every: int = Field(
+        10_000,
+        ge=1,
+        description="With `snapshot_topic`: records of the training log between two snapshots.",
     )
     carried_headers: str = Field(
         "",
@@ -336,6 +349,7 @@ class Settings(BaseSettings):
         "dead_letter_topic",
         "decisions_topic",
         "training_topic",
+        "snapshot_topic",
     )
     @classmethod
     def _legal_topic(cls, name: str) -> str:
@@ -395,11 +409,15 @@ class Settings(BaseSettings):
     def _topic_problems(self) -> list[str]:
         names = ("events_topic", "requests_topic", "labels_topic", "dead_letter_topic")
         names += ("training_topic",) if self.training_topic else ()
+        names += ("snapshot_topic",) if self.snapshot_topic else ()
+        problems = []
+        if self.snapshot_topic and not self.training_topic:
+            problems.append(f"{env_var('snapshot_topic')} needs {env_var('training_topic')}")
         topics = [getattr(self, name) for name in names]
-        if len(set(topics)) == len(topics):
-            return []
-        count = ("four", "five")[len(names) - 4]
-        return [f"{', '.join(env_var(n) for n in names)} must be {count} different topics"]
+        if len(set(topics)) != len(topics):
+            count = ("four", "five", "six")[len(names) - 4]
+            problems.append(f"{', '.join(env_var(n) for n in names)} must be {count} different topics")
+        return problems
 
     def _security_problems(self) -> list[str]:
         problems = []

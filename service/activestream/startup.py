@@ -30,13 +30,14 @@ def service_topics(settings: Settings) -> list[str]:
         s.dead_letter_topic,
         s.decisions_topic,
         s.training_topic,
+        s.snapshot_topic,
     )
     return [topic for topic in names if topic]
 
 
 def prepare_topics(admin: Admin | None, settings: Settings) -> None:
     """Create the missing topics (``create_topics``), or raise ``ConfigError`` naming those that do not
-    exist, or a training topic of several partitions; nothing without an admin client."""
+    exist, or a training or snapshot topic of several partitions; nothing without an admin client."""
     topics = service_topics(settings)
     if admin is not None and settings.create_topics:
         admin.ensure_topics(topics)
@@ -45,13 +46,14 @@ def prepare_topics(admin: Admin | None, settings: Settings) -> None:
             f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}: create them, check "
             f"the ACTIVESTREAM_*_TOPIC names, or set {env_var('create_topics')}=true"
         )
-    training = settings.training_topic
-    if admin is not None and training and (count := admin.partition_count(training) or 1) != 1:
-        # Every replica reads one partition in one order: examples on the others would be learned by none.
-        raise ConfigError(
-            f"{env_var('training_topic')}: topic {training} has {count} partitions; the training log needs "
-            "exactly one (create it with --partitions 1)"
-        )
+    for name in ("training_topic", "snapshot_topic"):
+        topic = getattr(settings, name)
+        if admin is not None and topic and (count := admin.partition_count(topic) or 1) != 1:
+            # Every replica reads one partition in one order: records on the others would be read by none.
+            raise ConfigError(
+                f"{env_var(name)}: topic {topic} has {count} partitions; it needs exactly one (create it "
+                "with --partitions 1)"
+            )
 
 
 def announce(metrics: Metrics, settings: Settings, learner: ActiveLearner, watch: DriftWatch) -> None:

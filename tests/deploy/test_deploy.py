@@ -422,7 +422,7 @@ def test_compose_environment_is_valid_configuration(service: str, monkeypatch: p
     assert_valid_settings({k: resolve_interpolation(v) for k, v in env.items()}, monkeypatch)
 
 
-def test_compose_topics_script_creates_copartitioned_topics(tmp_path: Path) -> None:
+def test_compose_topics_script_creates_the_topics_with_their_partition_counts(tmp_path: Path) -> None:
     """Runs create-topics' script against a stub kafka-topics.sh recording what it was asked to do."""
     script = compose()["services"]["create-topics"]["command"][0].replace("$$", "$")
     stub = tmp_path / "kafka-topics.sh"
@@ -433,7 +433,7 @@ def test_compose_topics_script_creates_copartitioned_topics(tmp_path: Path) -> N
         'if [[ " $* " == *" --describe "* ]]; then\n'
         '  topic=$(sed -n "s/.*--topic \\([^ ]*\\).*/\\1/p" <<< "$*")\n'
         "  count=$PARTITIONS; [[ $topic == labels ]] && count=${LABEL_PARTITIONS:-$PARTITIONS}\n"
-        "  [[ $topic == training ]] && count=${TRAINING_PARTITIONS:-1}\n"
+        "  [[ $topic == training* ]] && count=${TRAINING_PARTITIONS:-1}\n"
         '  printf "Topic: %s\\tTopicId: x\\tPartitionCount: %s\\tReplicationFactor: 1\\n" "$topic" "$count"\n'
         "fi\n"
     )
@@ -448,14 +448,19 @@ def test_compose_topics_script_creates_copartitioned_topics(tmp_path: Path) -> N
         "label-requests",
         "labels",
         "training",
+        "training-snapshots",
     ]
-    training = [c for c in creates if "--topic training" in c]
-    assert all("--partitions 3" in c and "--if-not-exists" in c for c in creates if c not in training)
+    training, snapshots = (
+        [c for c in creates if re.search(rf"--topic {name} ", c)]
+        for name in ("training", "training-snapshots")
+    )
+    shared = [c for c in creates if c not in training + snapshots]
+    assert all("--partitions 3" in c and "--if-not-exists" in c for c in shared)
     assert "--partitions 1" in training[0] and "retention.ms=-1" in training[0]
-    assert "events=3 labels=3 training=1" in result.stdout
-    # Existing topics partitioned differently: the label join would break, so the one-shot fails.
-    mismatch = run(["bash", "-euc", script], env={**env, "LABEL_PARTITIONS": "1"}, timeout=30)
-    assert mismatch.returncode != 0 and "as many partitions" in mismatch.stderr
+    assert "--partitions 1" in snapshots[0] and "cleanup.policy=compact" in snapshots[0]
+    assert "events=3 labels=3 training=1 training-snapshots=1" in result.stdout
+    # Labels need not be partitioned like events with a training topic (any replica joins any label).
+    assert run(["bash", "-euc", script], env={**env, "LABEL_PARTITIONS": "1"}, timeout=30).returncode == 0
     # A training topic of several partitions would be read in no single order: the one-shot fails.
     spread = run(["bash", "-euc", script], env={**env, "TRAINING_PARTITIONS": "3"}, timeout=30)
     assert spread.returncode != 0 and "one partition" in spread.stderr

@@ -111,6 +111,24 @@ def test_a_record_produced_after_the_end_was_reached_is_read_by_a_later_poll(
 
 
 @pytest.mark.broker
+def test_the_end_of_a_partition_counts_a_record_flushed_alone(kit, broker, new_reader, unique_name):
+    """``end_offset`` without reading: 0 for an empty partition; after a batch of three records and a
+    record flushed alone, at least up to that record (Tansu 0.6 answers ``ListOffsets`` with the start of
+    the last batch + 1, exact for a batch of one: what a snapshot's manifest relies on)."""
+    topic = unique_name("end")
+    make_topic(kit, broker, topic)
+    tp = TopicPartition(topic, 0)
+    reader = new_reader()
+    assert reader.end_offset(tp) == 0
+    produce(kit, broker, topic, [b"a", b"b", b"c"])
+    produce(kit, broker, topic, [b"marker"])
+    assert reader.end_offset(tp) == 4
+    reader.assign(tp, 0)
+    assert [m.value for m in read_until(reader, 4)][-1] == b"marker"
+    assert reader.end_offset(tp) == 4  # (also once read: the fetch's high watermark agrees)
+
+
+@pytest.mark.broker
 def test_a_topic_that_does_not_exist_reads_as_empty_and_is_not_created(kit, broker, new_reader, unique_name):
     topic = unique_name("missing")
     reader = new_reader()

@@ -470,6 +470,7 @@ TOPIC_SETTINGS = (
     "dead_letter_topic",
     "decisions_topic",
     "training_topic",
+    "snapshot_topic",
 )
 
 

@@ -25,6 +25,7 @@ configuration and consumed in input order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import time
@@ -299,6 +300,16 @@ class Engine:
             group=self.state.group,
             log_clock_ms=self.state.log_clock_ms,
         )
+
+    def group_state(self, now_ms: int) -> CheckpointState:
+        """What every replica holds alike at the training log's position, for a new replica to start from
+        (:mod:`activestream.snapshots`): the model, the log's memory and clock, the group's requests, the
+        accuracy counts. Left out: this replica's own requests, label-free signal and stopping pause."""
+        state = self.snapshot({}, now_ms, {})
+        shared = (*_ACCURACY_COUNTERS, "stopping_asked")
+        counters = {name: value for name, value in state.counters.items() if name in shared}
+        pending = PendingStore(self.settings.pending_max, self.settings.label_ttl_seconds * 1000)
+        return dataclasses.replace(state, pending=pending, drift_signal=None, counters=counters)
 
     def restore(self, checkpoint: CheckpointState) -> None:
         """Continue from a checkpoint's state."""

@@ -99,6 +99,7 @@ class Reader(abc.ABC):
     - ``assign`` makes the next ``poll`` start at ``offset`` of ``tp`` (calling it again moves there).
     - ``poll`` returns at most ``max_records`` messages of that partition in offset order, possibly none;
       it waits at most ``timeout_s`` for the first one.
+    - ``end_offset`` says where a partition ends now, without reading it.
     """
 
     @abc.abstractmethod
@@ -106,6 +107,12 @@ class Reader(abc.ABC):
 
     @abc.abstractmethod
     def poll(self, timeout_s: float, max_records: int) -> list[Message]: ...
+
+    @abc.abstractmethod
+    def end_offset(self, tp: TopicPartition) -> int:
+        """The offset after the last record of ``tp`` now (0: empty or no such topic). Tansu 0.6 counts
+        only up to the first record of the partition's last record batch: write a record that marks an
+        end in a batch of its own (flushed alone)."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

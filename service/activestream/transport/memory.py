@@ -504,6 +504,10 @@ class MemoryReader(Reader):
         self._position += len(taken)
         return taken
 
+    def end_offset(self, tp: TopicPartition) -> int:
+        logs = self._broker._logs.get(tp.topic)
+        return len(logs[tp.partition]) if logs is not None and tp.partition < len(logs) else 0
+
     def close(self) -> None:
         self._closed = True
 

@@ -77,6 +77,7 @@ class ConfluentReaderAdapter(FromSettings, Reader):
         except Exception:
             self._consumer.close()
             raise
+        self._request_timeout_s = request_timeout_ms / 1000
         self._assigned = False
         self._pending_error: Exception | None = None
         self._closed = False
@@ -106,6 +107,16 @@ class ConfluentReaderAdapter(FromSettings, Reader):
                 raise translated
             self._pending_error = translated
         return messages
+
+    def end_offset(self, tp: TopicPartition) -> int:
+        """The broker's high watermark, or the one of the last fetch if larger (see ``Reader``)."""
+        self._check_open()
+        with translating(f"finding the end of {tp}"):
+            _, high = self._consumer.get_watermark_offsets(
+                ck_partition(tp), timeout=self._request_timeout_s, cached=False
+            )
+            _, fetched = self._consumer.get_watermark_offsets(ck_partition(tp), cached=True)
+        return max(high, fetched, 0)
 
     def close(self) -> None:
         """Release the client; there is no group to leave and nothing to commit."""

@@ -97,6 +97,15 @@ class KafkaReaderAdapter(FromSettings, Reader):
             raise _translate(exc, "polling") from exc
         return _messages(batch)
 
+    def end_offset(self, tp: TopicPartition) -> int:
+        """``ListOffsets(latest)``, or the high watermark of the last fetch if larger (see ``Reader``)."""
+        self._check_open()
+        ktp = KafkaTopicPartition(tp.topic, tp.partition)
+        with _translated(f"finding the end of {tp}"):
+            listed = self._consumer.end_offsets([ktp], timeout_ms=self._request_timeout_ms).get(ktp)
+        fetched = self._consumer.highwater(ktp) if ktp in self._consumer.assignment() else None
+        return max(listed or 0, fetched or 0)
+
     def close(self) -> None:
         if self._closed:
             return
