@@ -121,7 +121,7 @@ METRIC_NAMES: Final = tuple(metric.value for metric in Metric)
 EVENT_OUTCOMES: Final = ("asked", "discarded", "invalid")
 LABEL_STATUSES: Final = ("learned", "unknown", "expired", "duplicate", "invalid")
 EXPIRY_REASONS: Final = ("ttl", "evicted")
-TRAINING_OUTCOMES: Final = ("learned", "duplicate", "invalid", "request", "unjoined")
+TRAINING_OUTCOMES: Final = ("learned", "duplicate", "invalid", "request", "unjoined", "vote")
 #: Classes with their own ``asked_labels_total`` series; later classes are counted as ``other``.
 MAX_LABEL_CLASSES: Final = 50
 #: Annotators (the top ones by volume) with their own ``annotator_*`` series; the rest are ``other``.

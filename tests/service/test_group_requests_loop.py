@@ -189,3 +189,80 @@ def test_a_request_goes_out_only_once_the_log_holds_it(tmp_path):
     for i in with_requests:  # the flush before it sent the log's records of the same batch
         assert set(spy.flushes[i - 1]) == {"training"} and "training" not in spy.flushes[i]
     a.shutdown()
+
+
+class Voters(AnyPartition):
+    """Three annotators answer every request, with no key (their votes land on any partition); the third
+    is wrong on every fifth event, so some ballots disagree."""
+
+    def answer(self) -> int:
+        requests = self.broker.messages("label-requests")[self.answered :]
+        for message in requests:
+            request = LabelRequest.model_validate_json(message.value)
+            truth = self.truth[request.event_id]
+            for name in ("ann0", "ann1", "ann2"):
+                wrong = name == "ann2" and int(request.event_id[1:]) % 5 == 0
+                label = {"event_id": request.event_id, "label": truth != wrong, "annotator": name}
+                self.producer.produce("labels", json.dumps(label).encode())
+        self.producer.flush(1.0)
+        self.answered += len(requests)
+        return len(requests)
+
+
+def test_votes_read_by_any_replica_are_tallied_alike_and_each_consensus_learned_once(tmp_path):
+    cluster = Voters(tmp_path, n_events=800, annotators_per_request=3)
+    a, b = cluster.replica("a"), cluster.replica("b")
+    cluster.run([a, b])
+    asked = cluster.asked()
+    assert asked and not cluster.dead_letters(), f"votes dead-lettered: {cluster.dead_letters()}"
+    assert len(cluster.training_records("label")) == 3 * len(asked), "a vote not tallied through the log"
+    for service in (a, b):
+        assert service.model_version == service.engine.state.applied.count(APPLIED) == len(asked)
+        assert len(service.pending) == 0 and len(service.engine.state.group.ballots) == 0
+    same_model([a, b])
+    # Each vote counted by the replica that read it; each disagreement reported once, by the asker.
+    counted = [s.metrics.value(Metric.LABELS, status="learned") for s in (a, b)]
+    assert sum(counted) == 3 * len(asked) and all(counted)
+    events = {json.loads(m.value)["event_id"] for m in cluster.broker.messages("label-requests")}
+    disagreements = sum(s.metrics.value(Metric.LABEL_DISAGREEMENTS) for s in (a, b))
+    assert 0 < disagreements == sum(int(e[1:]) % 5 == 0 for e in events)
+    history = [s.engine.state.group.ballots.history for s in (a, b)]
+    assert pickle.dumps(history[0]) == pickle.dumps(history[1]), "the replicas judge the annotators alike"
+    assert history[0].raw_agreement("ann2") < history[0].raw_agreement("ann0") == 1.0
+    a.shutdown()
+    b.shutdown()
+
+
+class TwoOfThree(Voters):
+    """Only two of the three annotators asked for answer: each ballot waits for its timeout."""
+
+    def answer(self) -> int:
+        requests = self.broker.messages("label-requests")[self.answered :]
+        for message in requests:
+            request = LabelRequest.model_validate_json(message.value)
+            for name in ("ann0", "ann1"):
+                label = {
+                    "event_id": request.event_id,
+                    "label": self.truth[request.event_id],
+                    "annotator": name,
+                }
+                self.producer.produce("labels", json.dumps(label).encode())
+        self.producer.flush(1.0)
+        self.answered += len(requests)
+        return len(requests)
+
+
+def test_a_ballot_times_out_on_the_logs_clock_alike_on_every_replica(tmp_path):
+    cluster = TwoOfThree(
+        tmp_path, n_events=800, annotators_per_request=3, aggregation_timeout_seconds=0.3, max_poll_records=20
+    )  # (the loop's clock moves 0.1 s a round; 20 rounds to decide every event)
+    a, b = cluster.replica("a"), cluster.replica("b")
+    cluster.run([a, b])
+    asked = cluster.asked()
+    open_ballots = len(a.engine.state.group.ballots)
+    # The log's clock moves with its records: the ballots of the last requests wait for the next ones.
+    assert a.model_version + open_ballots == len(asked) and a.model_version > 0.8 * len(asked)
+    same_model([a, b])
+    assert pickle.dumps(a.engine.state.group) == pickle.dumps(b.engine.state.group)
+    a.shutdown()
+    b.shutdown()

@@ -38,7 +38,7 @@ from activestream.checkpoint import CheckpointState
 from activestream.config import Settings
 from activestream.engine.deciding import Decider
 from activestream.engine.learning import Trainer, _Defer
-from activestream.engine.state import EngineState, applied_memory, ballots_for, group_requests
+from activestream.engine.state import EngineState, applied_memory, group_requests, place_ballots
 from activestream.engine.step import Incoming, Outbox, Record, Step
 from activestream.engine.training_log import Source, parse_example
 from activestream.feature_bounds import CategoryBounds
@@ -106,10 +106,10 @@ class Engine:
         learner = learner or learner_from_settings(settings)
         pending = PendingStore(settings.pending_max, settings.label_ttl_seconds * 1000)
         self.state = EngineState(learner, drift_watch_for(learner, settings), pending, self._stopping())
-        self.state.ballots = ballots_for(pending, settings)
         self.state.categories = CategoryBounds(settings.max_categories, settings.max_features)
         self.state.applied = applied_memory(settings)
         self.state.group = group_requests(settings)
+        place_ballots(self.state, settings)
         self.outbox = Outbox()
         self.trainer = Trainer(settings, self.state, self.outbox, self.metrics, self._drifted)
         self.trainer.replica = replica if replica is not None else replica_name(settings)
@@ -224,8 +224,9 @@ class Engine:
             accuracy = {"active": arms.accuracy_active, "passive": arms.accuracy_passive}
             metrics.arms(accuracy, arms.serving, arms.labels_since_drift, arms.champion_switches)
         metrics.stopping(state.stopping.signals, state.stopping.paused)
-        if state.ballots is not None:
-            history = state.ballots.history
+        ballots = state.ballots if state.group is None else state.group.ballots
+        if ballots is not None:
+            history = ballots.history
             top = history.top(MAX_ANNOTATOR_SERIES)
             self.trainer.top_annotators = frozenset(top)
             ratios = {name: history.raw_agreement(name) for name in top}
@@ -328,11 +329,11 @@ class Engine:
         paused_by = counters.get("stopping_paused_by", 0)
         if paused_by and s.stop_on_plateau:
             state.stopping.paused_by = CRITERIA[paused_by - 1]
-        state.ballots = ballots_for(state.pending, s)
         log_partition = self.training_partition
         state.applied = getattr(checkpoint, "applied", None) or applied_memory(s)
         state.training_offset = checkpoint.offsets.get(log_partition, 0) if log_partition else 0
         state.group = getattr(checkpoint, "group", None) or group_requests(s)
+        place_ballots(state, s)
         state.log_clock_ms = getattr(checkpoint, "log_clock_ms", 0)
         # A checkpoint from before the bounds existed: they start afresh (the model may hold more).
         categories = getattr(checkpoint, "categories", None) or CategoryBounds(

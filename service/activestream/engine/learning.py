@@ -11,7 +11,9 @@ again), and counted; every replica then learns the log's examples through ``appl
 A label whose request this replica does not hold is appended as it came (a ``label`` record); ``apply``
 joins it with the group's open requests, read from the same log, and the replica that appended it counts
 it, or dead-letters it (``rejected``) when it joins nothing. The requests read from the log are what
-``max_labels`` counts: a cap for the group, not for each replica.
+``max_labels`` counts: a cap for the group, not for each replica. With several annotators a request,
+every vote goes to the log as a label record, and every replica tallies the votes in the group's store
+(``group.ballots``) in the log's order: the same consensus, learned once, whichever replicas read them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from activestream.aggregate import ANONYMOUS, OTHER
+from activestream.aggregate import ANONYMOUS, OTHER, LabelAggregator
 from activestream.batch_scoring import predict_many
 from activestream.config import Settings
 from activestream.decide.policies import RANDOM
@@ -114,7 +116,9 @@ class Trainer:
         self, label: Label, now_ms: int, *, may_defer: bool = False, source: Source | None = None
     ) -> Rejection | _Defer | None:
         """Join a parsed label with its request and learn it (or add its vote); with a training log, one
-        whose request is unknown here goes to the log (``source``: where it was read)."""
+        whose request is unknown here goes to the log (``source``: where it was read), as every vote does."""
+        if self._group_ballots is not None and source is not None:
+            return self._append_label(label, source, now_ms)  # (tallied by every replica from the log)
         entry = self._voting_entry(label, now_ms)
         if entry is not None:
             return self._vote(entry, label, now_ms)
@@ -159,8 +163,13 @@ class Trainer:
 
     @property
     def _shared(self) -> bool:
-        """Whether requests belong to the group (a training log, one annotator a request)."""
-        return bool(self.settings.training_topic) and self.state.ballots is None
+        """Whether requests belong to the group (a training log)."""
+        return self.state.group is not None
+
+    @property
+    def _group_ballots(self) -> LabelAggregator | None:
+        """The group's votes (a training log and several annotators a request), else ``None``."""
+        return self.state.group.ballots if self.state.group is not None else None
 
     def _append_label(self, label: Label, source: Source, now_ms: int) -> Rejection | None:
         """Append a label of a request this replica does not hold to the log, once (see the module)."""
@@ -227,6 +236,8 @@ class Trainer:
                 why = Rejection(_JOIN_REJECTIONS[status], f"label for a {status.value} request")
                 self.rejected.append((answer.source, why))
             return None
+        if group.ballots is not None:
+            return self._tally(entry, answer, group.ballots, mine)
         applied.add(entry.request_id, entry.event_id, APPLIED)
         self._close(entry.request_id, answer.received_at_ms)
         rejection = self._learn(entry, answer.label, answer.received_at_ms, counted=True)
@@ -238,13 +249,64 @@ class Trainer:
             self.rejected.append((answer.source, rejection))
         return None
 
+    def _tally(self, entry: PendingEntry, answer: Answer, ballots: LabelAggregator, mine: bool) -> None:
+        """Add a vote read from the log to its request's ballot; learn the consensus once it is complete."""
+        status = ballots.add(entry.request_id, answer.annotator, answer.label, answer.received_at_ms)
+        if status == "duplicate":
+            self.metrics.training_example("unjoined")
+            if mine:
+                self.metrics.label(JoinStatus.DUPLICATE.value)
+                why = Rejection(RejectReason.DUPLICATE, "this annotator labeled this request already")
+                self.rejected.append((answer.source, why))
+            return
+        self.metrics.training_example("vote")
+        if mine:  # every vote accepted into a consensus counts as learned, by the replica that read it
+            self.metrics.label(JoinStatus.LEARNED.value)
+            name = answer.annotator or ANONYMOUS
+            self.metrics.annotator_label(name if name in self.top_annotators else OTHER)
+        if status == "complete":
+            self._group_consensus(entry, ballots, answer.received_at_ms)
+
+    def _group_consensus(self, entry: PendingEntry, ballots: LabelAggregator, at_ms: int) -> None:
+        """Learn the consensus of a request's votes read from the log (complete, timed out or expired)."""
+        consensus = ballots.close(entry.request_id)
+        applied = self.state.applied
+        assert applied is not None
+        if consensus is None or applied.status_of_request(entry.request_id) is not None:
+            return
+        applied.add(entry.request_id, entry.event_id, APPLIED)
+        asker = self.state.pending.knows_event(entry.event_id)  # (reports the disagreement, once)
+        self._close(entry.request_id, at_ms)
+        if asker and not consensus.unanimous:
+            self.metrics.disagreement()
+        rejection = self._learn(entry, consensus.label, at_ms, counted=True)
+        self.metrics.training_example("learned" if rejection is None else "invalid")
+        if asker and rejection is None:
+            self.metrics.learned(consensus.label, (at_ms - entry.asked_at_ms) / 1000)
+
     def _tick_log(self, at_ms: int) -> None:
-        """The log's clock moves to ``at_ms``: the group's requests past their TTL then are dropped."""
+        """The log's clock moves to ``at_ms``: the group's requests past their TTL then are dropped (with
+        votes, their consensus learned), and ballots past their timeout are concluded."""
         state = self.state
-        if at_ms > state.log_clock_ms:
-            state.log_clock_ms = at_ms
-            if state.group is not None:
-                state.group.expire(at_ms)
+        if at_ms <= state.log_clock_ms:
+            return
+        state.log_clock_ms = at_ms
+        group = state.group
+        if group is None:
+            return
+        expired = group.expire(at_ms)
+        ballots = group.ballots
+        if ballots is None:
+            return
+        for gone in expired:
+            if ballots.votes(gone.entry.request_id):
+                self._group_consensus(gone.entry, ballots, at_ms)
+            ballots.discard(gone.entry.request_id)
+        for request_id in ballots.due(at_ms):
+            entry = group.peek(at_ms, request_id=request_id)
+            if entry is not None:
+                self._group_consensus(entry, ballots, at_ms)
+            ballots.discard(request_id)
 
     def _close(self, request_id: str, now_ms: int) -> None:
         """A request of the log was answered: nobody waits for it any more (here or in the group)."""

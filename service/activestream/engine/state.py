@@ -13,7 +13,15 @@ from activestream.join import PendingStore
 from activestream.learner import ActiveLearner
 from activestream.stopping import StoppingMonitor
 
-__all__ = ["APPLIED", "LABEL_READ", "EngineState", "applied_memory", "ballots_for", "group_requests"]
+__all__ = [
+    "APPLIED",
+    "LABEL_READ",
+    "EngineState",
+    "applied_memory",
+    "ballots_for",
+    "group_requests",
+    "place_ballots",
+]
 
 #: The statuses the memory of the training log records: an example learned, a label message read.
 APPLIED = "applied"
@@ -63,6 +71,17 @@ def ballots_for(pending: PendingStore, settings: Settings) -> LabelAggregator | 
     ballots.weighted = settings.aggregation_weighted
     pending.ballots = ballots
     return ballots
+
+
+def place_ballots(state: EngineState, settings: Settings) -> None:
+    """Where votes are tallied (several annotators a request): with a training log in the group's store,
+    since every vote goes through the log and every replica tallies it alike (any replica may read any
+    vote); else in the replica's own pending store (``state.ballots``)."""
+    if state.group is None:
+        state.ballots = ballots_for(state.pending, settings)
+        return
+    state.pending.ballots = state.ballots = None
+    ballots_for(state.group, settings)
 
 
 def applied_memory(settings: Settings) -> ClosedRequests | None:

@@ -83,7 +83,7 @@ _FIELDS: Final = {
 @dataclass(frozen=True, slots=True)
 class Example:
     """A labeled example read from the training log: the request as it was asked, and its label
-    (``label_key``: where the label was read, ``Answer.key``; ``""`` for a consensus of votes)."""
+    (``label_key``: where the label was read, ``Answer.key``)."""
 
     entry: PendingEntry
     label: ClassLabel
@@ -99,7 +99,8 @@ class Ask:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A label appended to the log by the replica that read it (``by``), its request unknown there."""
+    """A label appended to the log by the replica that read it (``by``): its request unknown there, or
+    a vote (with several annotators a request every vote goes through the log)."""
 
     request_id: str | None
     event_id: str | None
@@ -107,6 +108,8 @@ class Answer:
     received_at_ms: int
     by: str
     source: Source
+    #: Who labeled it (votes, with several annotators a request, are tallied from the log by name).
+    annotator: str | None = None
 
     @property
     def key(self) -> str:
@@ -145,6 +148,7 @@ def label_record(label: Label, source: Source, received_at_ms: int, by: str, top
         "received_at_ms": received_at_ms,
         "by": by,
         "source": [src_topic, partition, offset, _b64(value), _b64(key)],
+        **({"annotator": label.annotator} if label.annotator is not None else {}),
     }
     named = label.request_id or label.event_id or ""
     return Record(topic, json.dumps(record, separators=(",", ":")).encode(), named.encode())
@@ -219,7 +223,9 @@ def _answer(value: dict[str, Any]) -> Answer | Rejection:
     except (TypeError, ValueError) as error:
         return Rejection(RejectReason.SCHEMA, f"training record: bad label source ({error})")
     where: Source = (topic, partition, offset, raw[0], raw[1])
-    return Answer(request_id, event_id, value["label"], value["received_at_ms"], value["by"], where)
+    annotator = value.get("annotator")
+    named = annotator if isinstance(annotator, str) else None
+    return Answer(request_id, event_id, value["label"], value["received_at_ms"], value["by"], where, named)
 
 
 def _problem(value: Any, *, with_label: bool = True) -> str:
