@@ -67,15 +67,17 @@ class Persistence:
         starting afresh would throw the model away.
         """
         state = load_checkpoint(self.path)
+        from_snapshot = False
+        if state is None and fallback is not None:
+            state = fallback()
+            from_snapshot = state is not None
         if state is None:
-            state = fallback() if fallback is not None else None
-            if state is None:
-                log.info("no checkpoint: starting from scratch", extra={"path": str(self.path)})
-                return None
-            self.engine.restore(state)
+            log.info("no checkpoint: starting from scratch", extra={"path": str(self.path)})
+            return None
+        self.engine.restore(state)
+        if from_snapshot:
             log.info("no checkpoint: starting from the group's snapshot", extra={"path": str(self.path)})
             return dict(state.offsets)
-        self.engine.restore(state)
         self._generation = int(state.counters.get("journal", 0))
         self.engine.metrics.checkpoint_saved(state.created_at_ms / 1000)
         log.info(

@@ -58,7 +58,7 @@ from activestream.rebalancing import Rebalancing
 from activestream.snapshotting import Snapshotting
 from activestream.startup import announce, prepare_topics, service_topics
 from activestream.takeover import Takeover
-from activestream.transport.base import Admin, Consumer, Message, Producer, Reader, TopicPartition
+from activestream.transport.base import Admin, Consumer, Message, Producer, Reader
 from activestream.transport.errors import BrokerUnavailable
 
 __all__ = ["PAUSED", "DeadLetterGuard", "DeadLetterLimitExceeded", "Service", "service_topics"]
@@ -141,9 +141,9 @@ class Service:
         self._monitoring = Monitoring(
             settings, self.engine, consumer, admin, self._partitions, self.health, timer, self._end_replay
         )
-        replica = self.engine.trainer.replica
-        self._snapshots = Snapshotting(settings, self.engine, reader, self._send, self._flush, replica)
-        self._writes_snapshots_for = TopicPartition(settings.events_topic, 0)
+        self._snapshots = Snapshotting(
+            settings, self.engine, reader, self._partitions, self._send, self._flush
+        )
 
     # -- the engine's state, for the HTTP API and tests --------------------------------------------------
     learner = property(lambda self: self.engine.state.learner, doc="The ``ActiveLearner``.")
@@ -258,10 +258,7 @@ class Service:
         self._publish()
         self._flush()
         self._store.mark_published()
-        writer = (
-            len(examples) < s.max_poll_records and self._writes_snapshots_for in self._partitions.assigned
-        )
-        self._snapshots.publish_if_due(now_ms, writer)
+        self._snapshots.publish_if_due(now_ms, caught_up=len(examples) < s.max_poll_records)
         self._checkpoints.consistent = True
         if self._checkpoints.due(now_ms) or self._dead_letters.tripped:
             self._checkpoints.checkpoint(now_ms)

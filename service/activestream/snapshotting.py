@@ -20,6 +20,7 @@ from activestream.checkpoint import CheckpointError, CheckpointState, decode_sta
 from activestream.config import Settings
 from activestream.engine import Engine
 from activestream.engine.step import Record
+from activestream.partitions import Partitions
 from activestream.snapshots import SnapshotFinder, snapshot_records
 from activestream.transport.base import Reader, TopicPartition
 
@@ -46,13 +47,14 @@ class Snapshotting:
         settings: Settings,
         engine: Engine,
         reader: Reader | None,
+        partitions: Partitions,
         send: Callable[[Iterable[Record]], None],
         flush: Callable[[], None],
-        replica: str,
     ):
         self._settings, self._engine, self._reader = settings, engine, reader
-        self._send, self._flush, self._replica = send, flush, replica
+        self._partitions, self._send, self._flush = partitions, send, flush
         self._topic = settings.snapshot_topic
+        self._writes_for = TopicPartition(settings.events_topic, 0)
         self._next: int | None = None  # the log offset at which the next snapshot is due
 
     def load(self) -> CheckpointState | None:
@@ -103,11 +105,11 @@ class Snapshotting:
                 break
         return finder
 
-    def publish_if_due(self, now_ms: int, writer: bool) -> None:
+    def publish_if_due(self, now_ms: int, caught_up: bool) -> None:
         """After a batch (its records flushed): publish a snapshot if the log passed a multiple of
-        ``snapshot_every`` since the last one and this replica is the ``writer`` now: it holds partition 0
-        of the events topic and has read the log to its end (a replica catching up would write snapshots
-        older than the newest, over its slot)."""
+        ``snapshot_every`` since the last one and this replica writes now: it holds partition 0 of the
+        events topic and has read the log to its end (``caught_up``; a replica catching up would write
+        snapshots older than the newest, over its slot)."""
         if not self._topic:
             return
         every, offset = self._settings.snapshot_every, self._engine.state.training_offset
@@ -116,7 +118,7 @@ class Snapshotting:
         if offset < self._next:
             return
         self._next = (offset // every + 1) * every
-        if writer:
+        if caught_up and self._writes_for in self._partitions.assigned:
             self._publish(now_ms, offset // every % 2)
 
     def _publish(self, now_ms: int, slot: int) -> None:
@@ -125,7 +127,12 @@ class Snapshotting:
         data = encode_state(state)
         offset, topic = self._engine.state.training_offset, self._topic
         records = snapshot_records(
-            data, topic=topic, training_offset=offset, replica=self._replica, slot=slot, created_at_ms=now_ms
+            data,
+            topic=topic,
+            training_offset=offset,
+            replica=self._engine.trainer.replica,
+            slot=slot,
+            created_at_ms=now_ms,
         )
         self._send(records[:-1])
         self._flush()  # the chunks are on the topic before the manifest that says they are whole

@@ -42,6 +42,9 @@ def test_a_new_replica_starts_from_the_newest_snapshot_and_ends_with_the_same_mo
     assert late.model_version > 0 and late.engine.state.group is not None
     cluster.run([a, late])
     learned_once_by_all(cluster, [a, late])
+    # One writer at a time, never behind the newest: the replica holding events partition 0, caught up.
+    offsets = [m["training_offset"] for m in manifests(cluster)]
+    assert offsets == sorted(set(offsets)), offsets
     a.shutdown()
     late.shutdown()
 
@@ -79,6 +82,8 @@ def test_unfinished_and_damaged_snapshots_are_passed_over(tmp_path):
     assert late.engine.state.training_offset == whole
     cluster.run([a, late])
     learned_once_by_all(cluster, [a, late])
+    a.shutdown()
+    late.shutdown()
 
 
 def test_no_snapshot_means_the_log_is_read_from_its_start(tmp_path):

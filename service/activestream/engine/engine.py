@@ -38,11 +38,16 @@ from activestream.checkpoint import CheckpointState
 from activestream.config import Settings
 from activestream.engine.deciding import Decider
 from activestream.engine.learning import Trainer, _Defer
-from activestream.engine.state import EngineState, applied_memory, group_requests, place_ballots
+from activestream.engine.state import (
+    EngineState,
+    applied_memory,
+    group_requests,
+    pending_store,
+    place_ballots,
+)
 from activestream.engine.step import Incoming, Outbox, Record, Step
 from activestream.engine.training_log import Source, parse_example
 from activestream.feature_bounds import CategoryBounds
-from activestream.join import PendingStore
 from activestream.learner import ActiveLearner
 from activestream.messages import Rejection, RejectReason
 from activestream.metrics import MAX_ANNOTATOR_SERIES, Metrics
@@ -104,7 +109,7 @@ class Engine:
         self.settings = settings
         self.metrics = metrics or Metrics(dead_letter_reasons=[r.value for r in RejectReason])
         learner = learner or learner_from_settings(settings)
-        pending = PendingStore(settings.pending_max, settings.label_ttl_seconds * 1000)
+        pending = pending_store(settings)
         self.state = EngineState(learner, drift_watch_for(learner, settings), pending, self._stopping())
         self.state.categories = CategoryBounds(settings.max_categories, settings.max_features)
         self.state.applied = applied_memory(settings)
@@ -309,7 +314,7 @@ class Engine:
         state = self.snapshot({}, now_ms, {})
         shared = (*_ACCURACY_COUNTERS, "stopping_asked")
         counters = {name: value for name, value in state.counters.items() if name in shared}
-        pending = PendingStore(self.settings.pending_max, self.settings.label_ttl_seconds * 1000)
+        pending = pending_store(self.settings)
         return dataclasses.replace(state, pending=pending, drift_signal=None, counters=counters)
 
     def restore(self, checkpoint: CheckpointState) -> None:

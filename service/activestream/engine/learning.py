@@ -252,18 +252,10 @@ class Trainer:
     def _tally(self, entry: PendingEntry, answer: Answer, ballots: LabelAggregator, mine: bool) -> None:
         """Add a vote read from the log to its request's ballot; learn the consensus once it is complete."""
         status = ballots.add(entry.request_id, answer.annotator, answer.label, answer.received_at_ms)
-        if status == "duplicate":
-            self.metrics.training_example("unjoined")
-            if mine:
-                self.metrics.label(JoinStatus.DUPLICATE.value)
-                why = Rejection(RejectReason.DUPLICATE, "this annotator labeled this request already")
-                self.rejected.append((answer.source, why))
-            return
-        self.metrics.training_example("vote")
-        if mine:  # every vote accepted into a consensus counts as learned, by the replica that read it
-            self.metrics.label(JoinStatus.LEARNED.value)
-            name = answer.annotator or ANONYMOUS
-            self.metrics.annotator_label(name if name in self.top_annotators else OTHER)
+        self.metrics.training_example("unjoined" if status == "duplicate" else "vote")
+        why = self._count_vote(status, answer.annotator) if mine else None  # (counted by its reader)
+        if why is not None:
+            self.rejected.append((answer.source, why))
         if status == "complete":
             self._group_consensus(entry, ballots, answer.received_at_ms)
 
@@ -367,17 +359,24 @@ class Trainer:
         ballots = self.state.ballots
         assert ballots is not None
         status = ballots.add(entry.request_id, label.annotator, label.label, now_ms)
-        if status == "duplicate":
-            self.metrics.label(JoinStatus.DUPLICATE.value)
-            return Rejection(RejectReason.DUPLICATE, "this annotator labeled this request already")
-        name = label.annotator or ANONYMOUS
-        self.metrics.annotator_label(name if name in self.top_annotators else OTHER)
-        # Every vote accepted into a consensus counts as learned: the consensus is learned once for all.
-        self.metrics.label(JoinStatus.LEARNED.value)
+        why = self._count_vote(status, label.annotator)
+        if why is not None:
+            return why
         if status == "complete":
             result = self.state.pending.join(now_ms, request_id=entry.request_id)
             if result.entry is not None:
                 return self._learn_consensus(result.entry, now_ms)
+        return None
+
+    def _count_vote(self, status: str, annotator: str | None) -> Rejection | None:
+        """Count a vote added to a ballot (``status``); a second vote of one annotator is rejected."""
+        if status == "duplicate":
+            self.metrics.label(JoinStatus.DUPLICATE.value)
+            return Rejection(RejectReason.DUPLICATE, "this annotator labeled this request already")
+        name = annotator or ANONYMOUS
+        self.metrics.annotator_label(name if name in self.top_annotators else OTHER)
+        # Every vote accepted into a consensus counts as learned: the consensus is learned once for all.
+        self.metrics.label(JoinStatus.LEARNED.value)
         return None
 
     def _learn_consensus(self, entry: PendingEntry, now_ms: int) -> Rejection | None:

@@ -20,6 +20,7 @@ __all__ = [
     "applied_memory",
     "ballots_for",
     "group_requests",
+    "pending_store",
     "place_ballots",
 ]
 
@@ -89,8 +90,11 @@ def applied_memory(settings: Settings) -> ClosedRequests | None:
     return ClosedRequests(settings.pending_max, (APPLIED, LABEL_READ)) if settings.training_topic else None
 
 
+def pending_store(settings: Settings) -> PendingStore:
+    """A fresh, empty store of requests, sized and timed by ``settings``."""
+    return PendingStore(settings.pending_max, settings.label_ttl_seconds * 1000)
+
+
 def group_requests(settings: Settings) -> PendingStore | None:
     """A fresh store of the group's open requests (``None`` without a training log)."""
-    if not settings.training_topic:
-        return None
-    return PendingStore(settings.pending_max, settings.label_ttl_seconds * 1000)
+    return pending_store(settings) if settings.training_topic else None
