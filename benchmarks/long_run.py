@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from activestream.app import freeze_startup_heap
+from activestream.app import YOUNG_GENERATION_THRESHOLD, tune_garbage_collector
 from activestream.config import Settings
 from activestream.datasets import STREAMS, make_stream
 from activestream.http import HttpServer
@@ -191,8 +191,9 @@ def long_run(
 ) -> Run:
     """Run the service over ``n`` events: the samples, every decide call's time, the label times.
 
-    ``freeze``: take the start-up heap out of full collections after ``start()``, as ``activestream run``
-    does (``app.freeze_startup_heap``); ``False`` measures the loop without it."""
+    ``freeze``: tune the garbage collector after ``start()`` as ``activestream run`` does
+    (``app.tune_garbage_collector``: the start-up heap frozen, the young generation widened); ``False``
+    measures the loop with CPython's defaults."""
     run, every, mid = Run(n), max(1, n // 100), None
     if trace:
         tracemalloc.start()
@@ -207,7 +208,8 @@ def long_run(
         server = HttpServer(service.metrics, service.health, "127.0.0.1", 0).start()
         started = time.perf_counter()
         service.start()
-        run.frozen = freeze_startup_heap() if freeze else 0
+        before = gc.get_threshold()
+        run.frozen = tune_garbage_collector() if freeze else 0
         sample(run, service, source, started, server.port)
         while not source.exhausted or source.due:
             service.run_once()
@@ -223,6 +225,7 @@ def long_run(
         server.stop()
     gc.callbacks.remove(run.watch_gc)
     gc.unfreeze()
+    gc.set_threshold(*before)
     if trace:
         run.trace = trace_tops(mid, tracemalloc.take_snapshot())
         tracemalloc.stop()
@@ -388,10 +391,12 @@ def report(run: Run, args: argparse.Namespace, info: Mapping[str, str], stem: st
         f"p99 {dec['per_event_cpu_p99_us']:.1f} µs.",
         "",
         (
-            f"Start-up heap frozen as `activestream run` does (`app.freeze_startup_heap`): {run.frozen:,} "
-            "objects out of full collections. "
+            "Garbage collector tuned as `activestream run` does (`app.tune_garbage_collector`): "
+            f"{run.frozen:,} start-up objects out of full collections, a young collection every "
+            f"{YOUNG_GENERATION_THRESHOLD:,} allocations. "
             if run.frozen
-            else "Start-up heap not frozen (`--no-freeze`): every full collection walks it. "
+            else "CPython's garbage collector defaults (`--no-freeze`): every full collection walks the "
+            "start-up heap. "
         )
         + f"Full (generation 2) garbage collections: {len(run.gc_ns):,}, pause median "
         f"{quantile(gc_ms, 0.5):.1f} ms, max {max(gc_ms):.1f} ms; {dec['gc_calls']:,} decide "

@@ -67,9 +67,11 @@ machine::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import cProfile
 import datetime
+import gc
 import importlib.metadata
 import io
 import json
@@ -86,7 +88,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -492,7 +494,8 @@ def service_run(
     base_rss = _rss_kb()
     sampler.start()
     try:
-        service.run()
+        with collector_as_the_process():
+            service.run()
     finally:
         samples = sampler.stop()
     assert timed.t_start is not None and timed.t_end is not None
@@ -622,9 +625,25 @@ def memory_run(records: Sequence[tuple[bytes, bytes]], learner: ActiveLearner, w
 
     timed = TimedConsumer(broker.consumer(settings.group_id), len(records), stop)
     service = Service(settings, timed, broker.producer(), broker.admin(), learner=copy.deepcopy(learner))
-    service.run()
+    with collector_as_the_process():
+        service.run()
     assert timed.t_start is not None and timed.t_end is not None
     return Measured(len(records), timed.t_end - timed.t_start, *cpu_used(timed.cpu_start, timed.cpu_end))
+
+
+@contextlib.contextmanager
+def collector_as_the_process() -> Iterator[None]:
+    """The garbage collector's young generation as ``activestream run`` sets it
+    (``app.tune_garbage_collector``), for an in-process service run; CPython's default again after."""
+    # Imported here: label_cost.py imports this module under older revisions, which lack it.
+    from activestream.app import YOUNG_GENERATION_THRESHOLD
+
+    before = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def decision_latency(records: Sequence[tuple[bytes, bytes]], learner: ActiveLearner) -> dict[str, float]:
@@ -661,8 +680,8 @@ PROFILE_PARTS = (
     ("handle events (total)", "activestream/feeding.py", "_handle"),
     ("  parse + validate event (pydantic)", "activestream/messages.py", "parse_event"),
     ("  learner.decide (model + measure + policy)", "activestream/learner.py", "decide"),
-    ("  build label request", "activestream/messages.py", "label_request_for"),
-    ("  serialize label request (to_json)", "activestream/messages.py", "to_json"),
+    ("  build and serialize label request", "activestream/outgoing.py", "label_request_json"),
+    ("  serialize other records (to_json)", "activestream/messages.py", "to_json"),
     ("  produce (kafka-python send)", "transport/kafka/producer.py", "produce"),
     ("  pending store add", "activestream/join.py", "add"),
     ("flush (wait for acks)", "transport/kafka/producer.py", "flush"),
@@ -1127,8 +1146,8 @@ MATRIX_PARTS = (
     ("decide (per event: learner.decide)", "activestream/learner.py", "decide"),
     ("policy decisions (both paths)", POLICY_MODULES, "decide"),
     ("conclude: ask or discard, audit, stopping", "activestream/engine/deciding.py", "_conclude"),
-    ("  build label request", "activestream/messages.py", "label_request_for"),
-    ("  serialise (to_json)", "activestream/messages.py", "to_json"),
+    ("  build and serialise label request", "activestream/outgoing.py", "label_request_json"),
+    ("  serialise other records (to_json)", "activestream/messages.py", "to_json"),
     ("per-message bookkeeping (guard, positions)", "activestream/feeding.py", "_handled"),
     ("labels: join and learn", "activestream/engine/learning.py", "on_label"),
     ("  learn (both drift arms)", "activestream/engine/learning.py", "_learn"),
@@ -1237,7 +1256,8 @@ def matrix_run(
         learner=copy.deepcopy(learner),
     )
     try:
-        service.run()
+        with collector_as_the_process():
+            service.run()
     finally:
         if annotators is not None and halt is not None:
             halt.set()

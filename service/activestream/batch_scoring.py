@@ -58,7 +58,7 @@ __all__ = ["LinearSnapshot", "Scored", "decide_batch", "predict_many", "score_ba
 _VECTORISED_MEASURES = (LeastConfidence, Margin, Entropy)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per event (see ``Verdict``)
 class Scored:
     """One event's probabilities and score, before any policy decision."""
 
@@ -196,17 +196,18 @@ def vectorisable(classifier: base.Classifier) -> bool:
 _NUMBER_TYPES = frozenset({float, int, bool})
 
 
-def _vector_probas(
+def _vector_positive(
     classifier: base.Classifier, rows: Sequence[Features]
-) -> tuple[list[dict | None], list[tuple[list[int], np.ndarray]]]:
-    """Probabilities of the rows the vectorised path covers (``None`` for the others), and for each group
-    of rows the matrix of those probabilities (columns in the dicts' order)."""
+) -> tuple[list[float | None], list[ClassLabel], list[tuple[list[int], list[float]]]]:
+    """The positive class's probability of each row the vectorised path covers (``None`` for the
+    others), the extra classes the served probabilities list after ``False`` and ``True`` (at 0), and
+    the groups of rows scored together (each group's rows and probabilities)."""
     model, adaptive = _served(classifier)
-    out: list[dict | None] = [None] * len(rows)
-    matrices: list[tuple[list[int], np.ndarray]] = []
+    out: list[float | None] = [None] * len(rows)
+    groups_out: list[tuple[list[int], list[float]]] = []
     snapshot = LinearSnapshot.of(model)
     if snapshot is None:
-        return out, matrices
+        return out, [], groups_out
     # What DriftAdaptiveClassifier._complete appends: the other classes it has seen, at 0 (dict-key
     # equality: 1 and 0 are True and False already).
     binary: dict[ClassLabel, float] = {False: 0.0, True: 0.0}
@@ -224,11 +225,27 @@ def _vector_probas(
         if positive is None:
             continue
         for i, p in zip(indices, positive, strict=True):
+            out[i] = p
+        groups_out.append((indices, positive))
+    return out, extra, groups_out
+
+
+def _vector_probas(
+    classifier: base.Classifier, rows: Sequence[Features]
+) -> tuple[list[dict | None], list[tuple[list[int], np.ndarray]]]:
+    """Probabilities of the rows the vectorised path covers (``None`` for the others), and for each group
+    of rows the matrix of those probabilities (columns in the dicts' order)."""
+    positive, extra, groups = _vector_positive(classifier, rows)
+    out: list[dict | None] = [None] * len(rows)
+    for i, p in enumerate(positive):
+        if p is not None:
             proba = {False: 1.0 - p, True: p}
             for label in extra:
                 proba[label] = 0.0
             out[i] = proba
-        p_true = np.array(positive, dtype=float)
+    matrices: list[tuple[list[int], np.ndarray]] = []
+    for indices, group in groups:
+        p_true = np.array(group, dtype=float)
         columns = [1.0 - p_true, p_true, *(np.zeros(len(indices)) for _ in extra)]
         matrices.append((indices, np.column_stack(columns)))
     return out, matrices
@@ -286,10 +303,11 @@ def predict_many(classifier: base.Classifier, rows: Sequence[Features]) -> list[
     >>> predict_many(model, rows) == [model.predict_one(x) for x in rows]
     True
     """
-    vectorised, _ = _vector_probas(classifier, rows)
+    # The argmax of ``{False: 1 - p, True: p, <extra classes>: 0}``, first class first, without the dict:
+    # ``True`` only when ``p > 1 - p`` (an extra class at 0 never wins: 1 - p or p is at least 0.5).
+    positive, _, _ = _vector_positive(classifier, rows)
     return [
-        classifier.predict_one(x) if proba is None else max(proba, key=proba.__getitem__)
-        for x, proba in zip(rows, vectorised, strict=True)
+        classifier.predict_one(x) if p is None else p > 1.0 - p for x, p in zip(rows, positive, strict=True)
     ]
 
 

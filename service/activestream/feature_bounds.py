@@ -115,7 +115,7 @@ class CategoryBounds:
 
     def check(self, features: Mapping[str, object]) -> str | None:
         """``None`` if admitting ``features`` keeps every bound, else why not (one line, no value quoted)."""
-        if not self.enabled:
+        if not self.enabled or str not in set(map(type, features.values())):  # (one C-level pass)
             return None
         new_features = 0
         for name, value in features.items():
@@ -139,7 +139,7 @@ class CategoryBounds:
 
     def admit(self, features: Mapping[str, object]) -> None:
         """Record the string values of an accepted event (values beyond a bound are not recorded)."""
-        if not self.enabled:
+        if not self.enabled or str not in set(map(type, features.values())):
             return
         for name, value in features.items():
             if type(value) is not str:

@@ -47,7 +47,8 @@ DEFAULT_MEASURE = "margin"
 DEFAULT_POLICY = "confidence_split"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as ``Verdict``: one is made per event, and a frozen __init__ costs 4-5x (treat as immutable).
+@dataclass(slots=True)
 class Decision:
     """Everything known about one event's ask/discard decision."""
 
@@ -68,6 +69,14 @@ class Decision:
 
 
 def _argmax(proba: Proba) -> ClassLabel | None:
+    """The first class of the highest probability, as river's ``predict_one`` (``max``'s tie-break).
+
+    >>> _argmax({False: 0.5, True: 0.5}), _argmax({"a": 0.2, "b": 0.7, "c": 0.1}), _argmax({})
+    (False, 'b', None)
+    """
+    if len(proba) == 2:  # binary, the common case: twice as fast as ``max`` with a key
+        (first, p_first), (second, p_second) = proba.items()
+        return second if p_second > p_first else first
     return max(proba, key=proba.__getitem__) if proba else None
 
 

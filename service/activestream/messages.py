@@ -28,10 +28,10 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import pydantic_core
 from pydantic import (
@@ -46,9 +46,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-if TYPE_CHECKING:
-    from activestream.learner import Decision
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -69,11 +66,9 @@ __all__ = [
     "Rejection",
     "WireLabel",
     "dead_letter_headers",
-    "decision_record_for",
     "export_json_schemas",
     "fit_dead_letter",
     "json_schemas",
-    "label_request_for",
     "parse_event",
     "parse_label",
     "request_id_for",
@@ -248,30 +243,6 @@ class DecisionRecord(_Wire):
     )
 
 
-def decision_record_for(event_id: str, decision: Decision, *, model_version: int) -> DecisionRecord:
-    """The audit record of a decision.
-
-    >>> from activestream.learner import Decision
-    >>> decision = Decision(True, {True: 0.8, False: 0.2}, 0.72, 0.5, True, "entropy/split", "random")
-    >>> decision_record_for("e-1", decision, model_version=3).reason
-    'random'
-    >>> from dataclasses import replace
-    >>> decision_record_for("e-1", replace(decision, ask_proba=0.04), model_version=3).ask_probability
-    0.04
-    """
-    return DecisionRecord.model_construct(  # values come from the learner, not from outside: no re-validation
-        event_id=event_id,
-        predicted_label=_as_wire_label(decision.y_pred),
-        ask=decision.ask,
-        score=decision.score,
-        threshold=decision.threshold,
-        strategy=decision.strategy,
-        reason=decision.reason,
-        model_version=model_version,
-        ask_probability=decision.ask_proba,
-    )
-
-
 class Label(_Wire):
     """An annotator's answer, from the labels topic; names the request, the event, or both."""
 
@@ -286,48 +257,6 @@ class Label(_Wire):
         if self.request_id is None and self.event_id is None:
             raise ValueError("a label needs a request_id or an event_id")
         return self
-
-
-def _as_wire_label(label: object) -> bool | int | str | None:
-    if hasattr(label, "item"):  # a numpy scalar, from models trained on numpy labels
-        label = label.item()
-    return label if label is None or isinstance(label, bool | int | str) else str(label)
-
-
-def _ms_to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def label_request_for(
-    event: Event, decision: Decision, *, model_version: int, now_ms: int, ttl_ms: int
-) -> LabelRequest:
-    """The label request for an event the learner decided to ask about.
-
-    >>> from activestream.learner import Decision
-    >>> event = Event(id="e-1", features={"x": 1.0})
-    >>> decision = Decision(True, {True: 0.8, False: 0.2}, 0.72, 0.5, True, "entropy/split", "random")
-    >>> request = label_request_for(event, decision, model_version=3, now_ms=0, ttl_ms=60_000)
-    >>> request.predicted_label, request.probabilities, request.expires_at.isoformat()
-    (True, {'True': 0.8, 'False': 0.2}, '1970-01-01T00:01:00+00:00')
-    """
-    # Built from an already validated event and the learner's own numbers: validating again would only
-    # cost time on the hot path.
-    return LabelRequest.model_construct(
-        request_id=request_id_for(event.id),
-        event_id=event.id,
-        features=event.features,
-        # An untrained model's argmax is a tie-break: annotators see no guess (null), as the schema says.
-        predicted_label=_as_wire_label(decision.y_pred) if decision.trained else None,
-        probabilities={str(label): float(p) for label, p in decision.proba.items()},
-        score=decision.score,
-        strategy=decision.strategy,
-        reason=decision.reason,
-        threshold=decision.threshold,
-        model_version=model_version,
-        created_at=_ms_to_datetime(now_ms),
-        expires_at=_ms_to_datetime(now_ms + ttl_ms),
-        ask_probability=decision.ask_proba,
-    )
 
 
 def to_json(message: BaseModel) -> bytes:

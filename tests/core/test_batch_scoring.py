@@ -17,7 +17,7 @@ from activestream.assembly import drift_watch_for, learner_from_settings
 from activestream.batch_parsing import parse_events
 from activestream.batch_scoring import LinearSnapshot, decide_batch, predict_many, scores_only, vectorisable
 from activestream.config import Settings
-from activestream.learner import ActiveLearner, Decision
+from activestream.learner import ActiveLearner, Decision, _argmax
 from activestream.messages import parse_event
 from activestream.models import make_model
 from activestream.score.uncertainty import (
@@ -144,6 +144,19 @@ def test_predicting_many_is_predicting_each(config, stream, warm, seed):
         for x, y in learned:
             with contextlib.suppress(Exception):  # a label the model cannot take
                 learner.learn_one(x, y)
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.booleans(), st.integers(0, 3), st.sampled_from(["a", "b"])),
+        st.one_of(st.floats(0, 1), st.just(math.nan), st.sampled_from([0.0, 0.5, 1.0])),
+        max_size=4,
+    )
+)
+def test_argmax_takes_the_first_highest_class_as_max_does(proba):
+    """The binary shortcut of ``_argmax`` (every prediction) keeps ``max``'s tie-break and NaN handling."""
+    expected = max(proba, key=proba.__getitem__) if proba else None
+    assert _argmax(proba) is expected or _argmax(proba) == expected
 
 
 def test_scores_only_scores_without_deciding():

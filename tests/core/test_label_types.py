@@ -9,7 +9,8 @@ import pytest
 
 from activestream.batch_scoring import decide_batch, scores_only
 from activestream.learner import make_learner
-from activestream.messages import Event, label_request_for, to_json
+from activestream.messages import Event, to_json
+from activestream.outgoing import label_request_for
 
 ROWS = [{"a": 1.0, "b": -0.5}, {"a": -2.0, "b": 0.3}]
 

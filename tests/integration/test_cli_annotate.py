@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from activestream.learner import Decision
-from activestream.messages import Event, label_request_for, to_json
+from activestream.messages import Event, to_json
+from activestream.outgoing import label_request_for
 from activestream.transport.kafka import KafkaAdminAdapter, KafkaProducerAdapter
 
 pytestmark = pytest.mark.broker

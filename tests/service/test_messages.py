@@ -22,12 +22,12 @@ from activestream.messages import (
     RejectReason,
     dead_letter_headers,
     export_json_schemas,
-    label_request_for,
     parse_event,
     parse_label,
     request_id_for,
     to_json,
 )
+from activestream.outgoing import label_request_for, label_request_json
 
 
 def event_bytes(**fields: object) -> bytes:
@@ -172,6 +172,46 @@ def test_a_label_request_round_trips_through_json():
     assert parsed.request_id == request_id_for("e-7")
     assert parsed.probabilities == {"0": 0.3, "1": 0.7}
     assert (parsed.expires_at - parsed.created_at).total_seconds() == 5
+
+
+_floats = st.one_of(st.floats(), st.sampled_from([0.0, 0.5, 1.0]))
+_labels = st.one_of(st.booleans(), st.integers(-3, 3), st.text(max_size=5), st.none())
+
+
+@given(
+    features=st.dictionaries(
+        st.text(min_size=1, max_size=6),
+        st.one_of(
+            st.floats(allow_nan=False, allow_infinity=False), st.integers(-9, 9), st.booleans(), st.text()
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    decision=st.builds(
+        Decision,
+        _labels,
+        st.dictionaries(_labels, _floats, max_size=3),
+        _floats,
+        _floats,
+        st.booleans(),
+        st.text(max_size=8),
+        st.text(max_size=8),
+        st.one_of(st.none(), st.floats(0, 1)),
+        st.booleans(),
+    ),
+    model_version=st.integers(0, 10**9),
+    now_ms=st.integers(0, 4 * 10**12),
+    ttl_ms=st.integers(1, 10**9),
+)
+def test_the_fast_label_request_json_is_the_models_byte_for_byte(
+    features, decision, model_version, now_ms, ttl_ms
+):
+    """``label_request_json`` (the ask path) writes exactly what ``to_json(label_request_for(...))`` does:
+    NaN and infinities as null, datetimes, labels of every type, an untrained model's null prediction."""
+    event = Event(id="e-1", features=features)
+    kwargs = {"model_version": model_version, "now_ms": now_ms, "ttl_ms": ttl_ms}
+    request = label_request_for(event, decision, **kwargs)
+    assert label_request_json(event, decision, **kwargs) == (request.request_id, to_json(request))
 
 
 def test_an_untrained_model_requests_with_no_prediction():

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ costs 4-5x a plain one's, and one is made per event (treat as
+# immutable; ``dataclasses.replace`` makes a changed copy).
+@dataclass(slots=True)
 class Verdict:
     """A policy's answer for one event.
 

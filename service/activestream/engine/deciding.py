@@ -33,12 +33,11 @@ from activestream.messages import (
     Event,
     Rejection,
     RejectReason,
-    decision_record_for,
-    label_request_for,
     parse_event,
     to_json,
 )
 from activestream.metrics import Metrics
+from activestream.outgoing import decision_record_for, label_request_json
 
 __all__ = ["PAUSED", "Decider"]
 
@@ -302,7 +301,7 @@ class Decider:
             # Paused, only random requests go out: an event's chance of a request is no longer the
             # policy's, and is not known, so its label is not weighted (the random sample still counts).
             decision = dataclasses.replace(decision, ask_proba=None)
-        headers = tuple((k, v) for k, v in message.headers if k in self._carried)
+        headers = tuple((k, v) for k, v in message.headers if k in self._carried) if message.headers else ()
         topic = self.settings.decisions_topic
         if topic and (decision.ask or self._audit_discard(event.id)):
             record = decision_record_for(event.id, decision, model_version=self.state.model_version)
@@ -339,11 +338,11 @@ class Decider:
         self, event: Event, decision: Decision, now_ms: int, headers: tuple[tuple[str, bytes], ...]
     ) -> None:
         state = self.state
-        request = label_request_for(
+        request_id, request = label_request_json(
             event, decision, model_version=state.model_version, now_ms=now_ms, ttl_ms=self._ttl_ms
         )
         evicted = state.pending.add(
-            request.request_id,
+            request_id,
             event.id,
             event.features,
             now_ms,
@@ -352,12 +351,12 @@ class Decider:
             decision.ask_proba,
         )
         self._on_evicted(evicted, now_ms)
-        entry = state.pending.find(request_id=request.request_id)
+        entry = state.pending.find(request_id=request_id)
         if entry is not None:  # (evicted at once only with a pending store of size 0, which cannot be)
             self.outbox.asks.append(entry)
             if self.settings.training_topic:  # the group's: any replica may read its label
                 self.outbox.emit(ask_record(entry, self.settings.training_topic))
-        self.outbox.emit(Record(self.settings.requests_topic, to_json(request), event.id.encode(), headers))
+        self.outbox.emit(Record(self.settings.requests_topic, request, event.id.encode(), headers))
         self.metrics.label_request()
 
     # -- batch mode ----------------------------------------------------------------------------------------

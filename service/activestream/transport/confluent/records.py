@@ -40,15 +40,6 @@ def our_partition(tp: CkTopicPartition) -> TopicPartition:
     return TopicPartition(tp.topic, tp.partition)
 
 
-#: ``Message``'s slot setters: building a message through them skips the frozen dataclass's ``__init__``
-#: (one ``object.__setattr__`` per field), which cost more than librdkafka's whole fetch per message.
-_NEW_MESSAGE = object.__new__
-_SET_FIELDS = tuple(
-    Message.__dict__[name].__set__
-    for name in ("topic", "partition", "offset", "value", "key", "headers", "timestamp_ms")
-)
-
-
 def our_message(m: Any) -> Message:
     """A librdkafka message as the contract's ``Message`` (equal to one built the ordinary way).
 
@@ -66,16 +57,16 @@ def our_message(m: Any) -> Message:
     """
     kind, stamp = m.timestamp()
     headers = m.headers()
-    message = _NEW_MESSAGE(Message)
-    topic, partition, offset, value, key, hdrs, timestamp = _SET_FIELDS
-    topic(message, m.topic())
-    partition(message, m.partition())
-    offset(message, m.offset())
-    value(message, m.value())
-    key(message, m.key())
-    hdrs(message, tuple((k, b"" if v is None else v) for k, v in headers) if headers else ())
-    timestamp(message, stamp if kind != ck.TIMESTAMP_NOT_AVAILABLE and stamp >= 0 else None)
-    return message
+    # Positional arguments: this runs per record (``Message`` is not frozen for the same reason).
+    return Message(
+        m.topic(),
+        m.partition(),
+        m.offset(),
+        m.value(),
+        m.key(),
+        tuple((k, b"" if v is None else v) for k, v in headers) if headers else (),
+        stamp if kind != ck.TIMESTAMP_NOT_AVAILABLE and stamp >= 0 else None,
+    )
 
 
 def our_messages(raw: Iterable[Any], client: str = "consumer") -> tuple[list[Message], list[KafkaError]]:

@@ -52,20 +52,14 @@ def _client_config(
 def _messages(batch: Mapping[Any, Iterable[Any]]) -> list[Message]:
     """``KafkaConsumer.poll``'s records (per partition, in offset order) as the contract's messages; a
     header without a value becomes ``b""`` and a missing timestamp (``-1``) ``None``."""
+    # Positional arguments and no generator for the usual record without headers: this runs per record.
     messages = []
+    append = messages.append
     for records in batch.values():
         for r in records:
-            messages.append(
-                Message(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    value=r.value,
-                    key=r.key,
-                    headers=tuple((k, v if v is not None else b"") for k, v in r.headers or ()),
-                    timestamp_ms=r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None,
-                )
-            )
+            headers = tuple((k, v if v is not None else b"") for k, v in r.headers) if r.headers else ()
+            timestamp = r.timestamp if r.timestamp is not None and r.timestamp >= 0 else None
+            append(Message(r.topic, r.partition, r.offset, r.value, r.key, headers, timestamp))
     return messages
 
 
