@@ -7,7 +7,8 @@ bounds the *number* of distinct strings per feature, across the stream, with :cl
 
 - ``check(features)``: ``None`` when the event stays within the bounds, else a one-line reason (for a
   dead letter's detail) naming the first feature that would exceed them;
-- ``admit(features)``: records the event's string values once the event is accepted.
+- ``admit(features)``: records the event's string values once the event is accepted;
+- ``admit_within(features)``: both in one call, the event admitted only when within the bounds.
 
 Only ``str`` values are categories: numbers and booleans are not (JSON ``true`` is a ``bool``). A feature
 that is a number in one event and a string in another counts its strings only.
@@ -113,10 +114,37 @@ class CategoryBounds:
     def enabled(self) -> bool:
         return self.max_categories > 0
 
+    def admit_within(self, features: Mapping[str, object]) -> str | None:
+        """``check``, then ``admit`` when the event keeps every bound: what the engine does per event, with
+        one look at the value types for the common event that has no string.
+
+        >>> bounds = CategoryBounds(max_categories=1)
+        >>> bounds.admit_within({"city": "Oslo", "price": 1.0}), bounds.admit_within({"price": 2.0})
+        (None, None)
+        >>> print(bounds.admit_within({"city": "Rome"}))
+        feature 'city' would take its 2nd distinct value (ACTIVESTREAM_MAX_CATEGORIES=1)
+        """
+        if not self._has_categories(features):
+            return None
+        reason = self._refusal(features)
+        if reason is None:
+            self._record(features)
+        return reason
+
     def check(self, features: Mapping[str, object]) -> str | None:
         """``None`` if admitting ``features`` keeps every bound, else why not (one line, no value quoted)."""
-        if not self.enabled or str not in set(map(type, features.values())):  # (one C-level pass)
-            return None
+        return self._refusal(features) if self._has_categories(features) else None
+
+    def admit(self, features: Mapping[str, object]) -> None:
+        """Record the string values of an accepted event (values beyond a bound are not recorded)."""
+        if self._has_categories(features):
+            self._record(features)
+
+    def _has_categories(self, features: Mapping[str, object]) -> bool:
+        # One C-level pass over the value types: most events have no string at all.
+        return self.enabled and str in set(map(type, features.values()))
+
+    def _refusal(self, features: Mapping[str, object]) -> str | None:
         new_features = 0
         for name, value in features.items():
             if type(value) is not str:  # bools and numbers are not categories (bool is not a str anyway)
@@ -137,10 +165,7 @@ class CategoryBounds:
                 )
         return None
 
-    def admit(self, features: Mapping[str, object]) -> None:
-        """Record the string values of an accepted event (values beyond a bound are not recorded)."""
-        if not self.enabled or str not in set(map(type, features.values())):
-            return
+    def _record(self, features: Mapping[str, object]) -> None:
         for name, value in features.items():
             if type(value) is not str:
                 continue

@@ -14,10 +14,13 @@ from activestream.feature_bounds import DEFAULT_MAX_CATEGORIES, CategoryBounds
 
 
 def admitted(bounds: CategoryBounds, features: dict) -> str | None:
-    """What the engine does: check, and admit the event only when it is within the bounds."""
-    reason = bounds.check(features)
+    """What the engine does (``admit_within``), held equal to check-then-admit on a twin."""
+    twin = pickle.loads(pickle.dumps(bounds))
+    reason = twin.check(features)
     if reason is None:
-        bounds.admit(features)
+        twin.admit(features)
+    assert bounds.admit_within(features) == reason
+    assert bounds == twin
     return reason
 
 

@@ -181,12 +181,8 @@ class Decider:
         values of an accepted event are recorded at once: the next event's check depends on them)."""
         if isinstance(event, Rejection):
             return event
-        bounds = self.state.categories
-        reason = bounds.check(event.features)
-        if reason is not None:
-            return Rejection(RejectReason.SCHEMA, reason)
-        bounds.admit(event.features)
-        return event
+        reason = self.state.categories.admit_within(event.features)
+        return event if reason is None else Rejection(RejectReason.SCHEMA, reason)
 
     def _known(self, event_id: str) -> bool:
         return self.state.pending.knows_event(event_id) or event_id in self.held
