@@ -13,7 +13,7 @@ from activestream import cli
 from activestream.datasets import make_stream
 from activestream.demo.annotator import LabelRequestView, SimulatedAnnotator, run_annotator
 from activestream.demo.replay import event_position, labeled_events, replay
-from activestream.demo.report import Curve, SummaryRow, plot_learning_curves, summary_table
+from activestream.demo.report import Curve, SummaryRow, plot_learning_curves, summary_table, verdict
 from activestream.demo.session import DemoOptions, _settings, compare_in_process
 from activestream.evaluate import prequential, random_sampling
 from activestream.messages import Label, LabelRequest, to_json
@@ -185,6 +185,18 @@ def test_the_in_process_table_is_the_same_on_every_run_and_uses_the_configured_d
 
 
 # -- the report -------------------------------------------------------------------------------------------
+
+
+def test_the_verdict_says_ahead_or_behind_and_points_to_the_delay_study_only_when_behind_with_a_delay():
+    random = SummaryRow("random sampling", 1000, 101, 0.8250, 0.62)
+    ahead, level = SummaryRow("a", 1000, 100, 0.8300, 0.6), SummaryRow("a", 1000, 100, 0.8250, 0.6)
+    assert verdict(ahead, random, 500).startswith("activestream is ahead of random sampling by 0.50 points")
+    assert "Why the demo loses" not in verdict(ahead, random, 500)
+    assert verdict(level, random, 0).startswith("activestream is level with random sampling")
+    assert "Why the demo loses" not in verdict(level, random, 0)  # no delay: nothing to blame it on
+    behind = verdict(SummaryRow("a", 1000, 100, 0.8200, 0.6), random, 500)
+    assert "behind random sampling by 0.50 points" in behind and "labels 500 events late" in behind
+    assert "\n" not in behind
 
 
 def test_the_table_gives_the_gain_over_the_baseline_in_points():

@@ -9,6 +9,7 @@ import io
 import pytest
 
 from activestream.datasets import make_stream
+from activestream.demo.report import verdict
 from activestream.demo.session import DemoOptions, _settings, compare_in_process, run_demo
 
 pytestmark = pytest.mark.broker
@@ -41,5 +42,7 @@ def test_the_demo_runs_the_live_loop_and_prints_the_seeded_table(tmp_path):
     header = text.splitlines()[0]
     assert "label delay 100 events" in header
     assert "Live service through Kafka (depends on timing" in text
+    active, random = expected.rows
+    assert verdict(active, random, 100) in text  # ahead or behind, said in words under the table
     assert "labels answered 100 events after their event, counted in events the service decided" in text
     assert result.plot.read_bytes()[:4] == b"\x89PNG"

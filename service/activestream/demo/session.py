@@ -46,7 +46,14 @@ from activestream.demo.annotator import SimulatedAnnotator, run_annotator
 from activestream.demo.broker import EmbeddedBroker
 from activestream.demo.progress import ProgressSnapshot, render_progress
 from activestream.demo.replay import event_position, labeled_events, replay
-from activestream.demo.report import Curve, SummaryRow, accuracy_gain, plot_learning_curves, summary_table
+from activestream.demo.report import (
+    Curve,
+    SummaryRow,
+    accuracy_gain,
+    plot_learning_curves,
+    summary_table,
+    verdict,
+)
 from activestream.drift import DriftStatus
 from activestream.evaluate import prequential, random_sampling
 from activestream.http import HttpServer
@@ -427,6 +434,7 @@ def _summarise(
     )
     used = f"{labels_used:,} ({labels_used / events:.1%})" if events else "0"
     print(f"\n{table}\n", file=out)
+    print(verdict(comparison.activestream, comparison.random, delay), file=out)
     print(
         f"Seeded: the same on every run with these options (stream {stream.name}, seed {options.seed}, "
         f"budget {options.budget:.0%}, label delay {delay:,} events, strategy {comparison.strategy}).",
