@@ -17,6 +17,7 @@ from activestream.decide import (
     POLICIES,
     REASONS,
     BalancedIncrementalQuantileFilter,
+    ConfidenceSplit,
     FixedThreshold,
     Policy,
     SelectiveSampling,
@@ -476,3 +477,40 @@ def test_a_random_share_of_zero_makes_a_policy_deterministic(name: str, params: 
 def test_random_sampling_asks_everyone_with_the_budget_probability() -> None:
     policy = Split(0.05, v=1.0, seed=3)
     assert {v.ask_proba for v in verdicts(policy, score_stream("uniform")[:2000])} == {0.05}
+
+
+# ------------------------------------------------------------------------ confidence_split's options
+
+
+def test_cold_random_samples_a_cold_model_at_the_budget_rate_and_holds_the_threshold() -> None:
+    # Without the option a cold model's asks are paced evenly: the same events on every seed.
+    paced = [[v.ask for v in verdicts(ConfidenceSplit(0.1, seed=s), [1.0] * 2000)] for s in (1, 2)]
+    assert paced[0][0] and sum(paced[0]) == pytest.approx(200, abs=25)
+    runs = []
+    for seed in (1, 2):
+        policy = ConfidenceSplit(0.1, seed=seed, cold_random=True)
+        cold = verdicts(policy, [1.0] * 2000)
+        assert cold[0].ask and cold[0].reason == "informative"  # the first ask at once, as without it
+        assert policy.tau == pytest.approx(0.99)  # ...and no step after it: no opinion says nothing
+        assert sum(v.ask for v in cold) / 2000 == pytest.approx(0.1, abs=0.02)
+        # The budget rate with room in the estimator, the random share's v·budget without.
+        assert cold[0].ask_proba == pytest.approx(0.91)  # v·budget + (1 − v): the uncertainty part asks
+        assert {round(v.ask_proba, 9) for v in cold[1:]} <= {0.1, 0.01}
+        runs.append([v.ask for v in cold])
+        # Once the model has an opinion, the threshold walks as without the option.
+        assert any(v.ask for v in verdicts(policy, [0.9] * 50)) and policy.tau != pytest.approx(0.99)
+    assert runs[0] != runs[1]
+    assert make_policy("confidence_split", 0.1, cold_random=True).params["cold_random"] is True
+    assert "cold_random" not in ConfidenceSplit(0.1).params
+
+
+def test_cold_random_asks_are_calibrated_and_stay_deterministic_without_a_random_share() -> None:
+    policy = ConfidenceSplit(0.05, seed=4, cold_random=True)
+    scores = [1.0] * 3000 + list(score_stream("uniform")[:3000])
+    asks = expected = variance = 0.0
+    for verdict in verdicts(policy, scores):
+        asks += verdict.ask
+        expected += verdict.ask_proba
+        variance += verdict.ask_proba * (1.0 - verdict.ask_proba)
+    assert abs(asks - expected) <= 5.0 * math.sqrt(variance) + 1.0
+    assert all(v.ask_proba is None for v in verdicts(ConfidenceSplit(0.05, v=0.0, cold_random=True), scores))
