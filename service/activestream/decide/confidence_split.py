@@ -186,10 +186,8 @@ class ConfidenceSplit(_BudgetedPolicy):
         # (older pickles lack the attribute; the very first ask is made at once, as without the option)
         cold = score >= 1.0 and getattr(self, "cold_random", False) and self.estimator.spending > 0.0
         # The probability of an ask, over both parts, from the state before this event.
-        if cold:
-            ask_proba = self.v * self.budget + (1.0 - self.v) * self.budget * room if self.v > 0.0 else None
-        else:
-            ask_proba = split_ask_proba(self.v, self.budget, qualifies and room)
+        part_asks = (self.budget if cold else qualifies) if room else False
+        ask_proba = split_ask_proba(self.v, self.budget, part_asks)
         self.last_was_random = self._rng.random() < self.v
         if self.last_was_random:
             return Verdict(self._random_ask(), threshold, RANDOM, ask_proba)

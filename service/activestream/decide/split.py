@@ -13,12 +13,15 @@ from activestream.decide.variable_uncertainty import VariableUncertainty
 __all__ = ["Split", "split_ask_proba"]
 
 
-def split_ask_proba(v: float, budget: float, uncertainty_part_asks: bool) -> float | None:
-    """A Split's ask probability: ``v·budget``, plus ``1 − v`` when its uncertainty part would ask;
-    ``None`` with no random part (``v = 0``: the policy is deterministic).
+def split_ask_proba(v: float, budget: float, uncertainty_part_asks: float) -> float | None:
+    """A Split's ask probability: ``v·budget``, plus ``1 − v`` times the probability that its uncertainty
+    part asks (``True``/``False`` when that part is deterministic); ``None`` with no random part (``v = 0``:
+    the policy is deterministic).
 
     >>> split_ask_proba(0.2, 0.1, True), split_ask_proba(0.2, 0.1, False), split_ask_proba(0.0, 0.1, True)
     (0.82, 0.02, None)
+    >>> round(split_ask_proba(0.2, 0.1, 0.1), 6)  # an uncertainty part that asks at random at the budget
+    0.1
     """
     return v * budget + (1.0 - v) * uncertainty_part_asks if v > 0.0 else None
 
