@@ -33,6 +33,7 @@ stuck counter only sends more events to the exact check.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Iterable
 from hashlib import blake2b as _blake2b
 from typing import Any
 from zlib import crc32
@@ -196,6 +197,11 @@ class ClosedRequests:
             if found == _EMPTY:
                 return False
             i = (i + 1) & mask
+
+    def knows_events(self, event_ids: Iterable[str]) -> list[bool]:
+        """``knows_event`` of each id, the counting filter tried inline (most ids are not there)."""
+        counters, mask, knows = self._filter, self._filter_mask, self.knows_event
+        return [bool(counters[crc32(e.encode()) & mask]) and knows(e) for e in event_ids]
 
     def count(self, status: Any) -> int:
         """How many remembered requests have ``status`` (e.g. the answered ones: labels learned).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from itertools import repeat
 
 from activestream.config import Settings
 from activestream.engine.step import Record
@@ -81,6 +82,31 @@ class DeadLetterGuard:
                 reason,
             )
 
+    def accept(self, count: int) -> None:
+        """``record(False)`` ``count`` times, each recorded even after one trips the guard (which raises
+        its first error at the end); at once while the window holds no rejection (then none can trip).
+
+        >>> guard = DeadLetterGuard(max_ratio=0.5, window=4, max_consecutive=2)
+        >>> guard.record(True, "schema"); guard.accept(3)
+        >>> guard.record(True, "schema")  # 2 of the last 4
+        >>> guard.accept(2); guard._rejected, list(guard._recent)
+        (1, [False, True, False, False])
+        """
+        if count <= 0:
+            return
+        if self._rejected:
+            tripped = None
+            for _ in range(count):
+                try:
+                    self.record(False)
+                except DeadLetterLimitExceeded as error:  # each message is still recorded
+                    tripped = tripped or error
+            if tripped is not None:
+                raise tripped
+            return
+        self._recent.extend(repeat(False, count))
+        self._consecutive = 0
+
     @staticmethod
     def _fail(what: str, reason: str) -> None:
         raise DeadLetterLimitExceeded(
@@ -120,9 +146,12 @@ class DeadLetters:
         self._record(True, rejection.reason.value)
         return source
 
-    def accepted(self) -> None:
-        """A message was used: the guard's ratio goes down."""
-        self._record(False)
+    def accepted(self, count: int = 1) -> None:
+        """``count`` messages in a row were used: the guard's ratio goes down."""
+        try:
+            self.guard.accept(count)
+        except DeadLetterLimitExceeded as error:
+            self.tripped = self.tripped or error
 
     def _record(self, rejected: bool, reason: str = "") -> None:
         try:

@@ -58,7 +58,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from activestream.messages import DEFAULT_MAX_FEATURES
@@ -140,9 +140,18 @@ class CategoryBounds:
         if self._has_categories(features):
             self._record(features)
 
+    def admit_all(self, rows: Sequence[Mapping[str, object]]) -> list[str | None]:
+        """``admit_within`` of each row in turn (one call for a run of events).
+
+        >>> CategoryBounds(max_categories=1).admit_all([{"city": "Oslo"}, {"x": 1.0}, {"city": "Rome"}])
+        [None, None, "feature 'city' would take its 2nd distinct value (ACTIVESTREAM_MAX_CATEGORIES=1)"]
+        """
+        if not self.enabled:
+            return [None] * len(rows)
+        return [self.admit_within(x) if _has_strings(x) else None for x in rows]
+
     def _has_categories(self, features: Mapping[str, object]) -> bool:
-        # One C-level pass over the value types: most events have no string at all.
-        return self.enabled and str in set(map(type, features.values()))
+        return self.enabled and _has_strings(features)
 
     def _refusal(self, features: Mapping[str, object]) -> str | None:
         new_features = 0
@@ -208,3 +217,8 @@ class CategoryBounds:
     def __setstate__(self, state: dict[str, object]) -> None:
         for name, value in state.items():
             setattr(self, name, value)
+
+
+def _has_strings(features: Mapping[str, object]) -> bool:
+    # One C-level pass over the value types: most events have no string at all.
+    return str in set(map(type, features.values()))

@@ -16,7 +16,7 @@ from activestream.deadletters import DeadLetters
 from activestream.engine import DEFER, Engine
 from activestream.messages import Rejection
 from activestream.partitions import Partitions
-from activestream.transport.base import Message, TopicPartition
+from activestream.transport.base import Message, TopicPartition, partitions_of
 
 __all__ = ["Feeder"]
 
@@ -41,7 +41,7 @@ class Feeder:
     def feed(self, messages: Sequence[Message], now_ms: int) -> set[TopicPartition]:
         """Feed the batch to the engine; return the partitions whose offsets it may have moved (to commit)."""
         self._handle(messages, now_ms)
-        touched = {message.topic_partition for message in messages}
+        touched = partitions_of(messages)
         touched |= {m.topic_partition for m in self._engine.close_window(now_ms)} | self._released
         self._released = set()
         touched |= self._retry_deferred(now_ms)
@@ -60,9 +60,31 @@ class Feeder:
 
     def _handle_events(self, run: Sequence[Message], now_ms: int) -> None:
         if run:
-            for message, rejection in zip(run, self._engine.on_events(run, now_ms), strict=True):
-                self._handled(message, rejection)
-            self._released |= {m.topic_partition for m in self._engine.close_window(now_ms)}
+            rejections = self._engine.on_events(run, now_ms)
+            if self._partitions.replay_end:  # a replay may end at any message: each in turn
+                for message, rejection in zip(run, rejections, strict=True):
+                    self._handled(message, rejection)
+            else:
+                self._handled_run(run, rejections)
+            self._released |= partitions_of(self._engine.close_window(now_ms))
+
+    def _handled_run(self, run: Sequence[Message], rejections: Sequence[Rejection | None]) -> None:
+        """``_handled`` of each message of a run when no partition replays, its bookkeeping done once:
+        the guard told of each stretch of accepted messages at once, each partition's position moved
+        once, to its last message (no replay to end on the way)."""
+        accepted = 0
+        for message, rejection in zip(run, rejections, strict=True):
+            if rejection is None:
+                accepted += 1
+                continue
+            self._dead_letters.accepted(accepted)  # the guard sees the messages in their order
+            accepted = 0
+            self.dead_letter(message, rejection)
+        self._dead_letters.accepted(accepted)
+        self._checkpoints.dirty = True
+        last = {(m.topic, m.partition): m.offset for m in run}
+        for (topic, partition), offset in last.items():
+            self._partitions.advance(TopicPartition(topic, partition), offset)
 
     def _handle_label(self, message: Message, now_ms: int) -> None:
         deferred = self._partitions.deferred
@@ -93,7 +115,7 @@ class Feeder:
             result = self._engine.on_label(message, now_ms)
             if isinstance(result, Rejection):  # (it counted as accepted when it was held back)
                 self.dead_letter(message, result)
-        return {message.topic_partition for message in deferred}
+        return partitions_of(deferred)
 
     def dead_letter(self, message: Message, rejection: Rejection) -> None:
         """Dead-letter ``message`` and journal it (a replay does not repeat it)."""

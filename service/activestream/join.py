@@ -21,7 +21,9 @@ The ids of entries that left are remembered, the newest ``closed_max`` of them i
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -76,10 +78,14 @@ class PendingEntry:
     predicted_label: ClassLabel | None = None
     ask_proba: float | None = None
 
+    def __getstate__(self) -> list[Any]:
+        # What dataclass' own pickling of a frozen class with slots stores (the list of field values in
+        # order), byte for byte, in half its time: every ask is journaled.
+        return list(_entry_values(self))
+
     def __setstate__(self, state: list[Any]) -> None:
         # The state is the list of field values in order (dataclass' own pickling of a frozen class with
-        # slots, which this replaces on loading only): a shorter list is an older version's, whose
-        # missing trailing fields take their defaults.
+        # slots): a shorter list is an older version's, whose missing trailing fields take their defaults.
         names = [f.name for f in fields(self)]
         if len(state) > len(names):
             raise TypeError(f"a PendingEntry state has at most {len(names)} values, got {len(state)}")
@@ -89,6 +95,9 @@ class PendingEntry:
             if f.default is MISSING:
                 raise TypeError(f"a PendingEntry state lacks the required field {f.name!r}")
             object.__setattr__(self, f.name, f.default)
+
+
+_entry_values = operator.attrgetter(*(f.name for f in fields(PendingEntry)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +184,12 @@ class PendingStore:
     def knows_event(self, event_id: str) -> bool:
         """Whether a request for ``event_id`` is pending or was recently answered or expired."""
         return event_id in self._pending_by_event or self.closed.knows_event(event_id)
+
+    def knows_events(self, event_ids: Sequence[str]) -> list[bool]:
+        """``knows_event`` of each id (one call for a run of events)."""
+        pending = self._pending_by_event
+        closed = self.closed.knows_events(event_ids)
+        return [event_id in pending or was for event_id, was in zip(event_ids, closed, strict=True)]
 
     def add(
         self,

@@ -62,6 +62,8 @@ def test_answers_like_a_list_of_the_newest_closings(capacity, ops):
             expected = newest[0][2] if newest and newest[0][3] else None
             assert memory.status_of_event(f"e{e}") is expected
             assert memory.knows_event(f"e{e}") is (expected is not None)
+        ids = [f"e{e}" for e in range(9)]
+        assert memory.knows_events(ids) == [memory.knows_event(i) for i in ids]
 
 
 def test_a_full_memory_keeps_answering_at_its_bound():

@@ -165,3 +165,11 @@ def test_bounds_hold_and_admitted_values_are_recorded(max_categories, max_string
         assert all(len(seen) <= max_categories for seen in bounds._values.values())
         if reason is not None:
             assert reason.startswith("feature '") and "ACTIVESTREAM_MAX_" in reason
+
+
+@given(st.integers(0, 4), st.integers(1, 3), st.lists(events, max_size=40))
+def test_admitting_a_run_at_once_is_admitting_each_in_turn(max_categories, max_string_features, stream):
+    one = CategoryBounds(max_categories, max_string_features)
+    many = CategoryBounds(max_categories, max_string_features)
+    assert many.admit_all(stream) == [one.admit_within(features) for features in stream]
+    assert many == one

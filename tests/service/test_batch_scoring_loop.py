@@ -109,7 +109,7 @@ def _run_in(workdir: Path, mode: str, seed: int, steps: int, overrides: dict) ->
     return outputs, metrics
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 1000),
     overrides=st.sampled_from(
@@ -121,6 +121,8 @@ def _run_in(workdir: Path, mode: str, seed: int, steps: int, overrides: dict) ->
             {"pending_max": 5, "budget": 0.5},  # asks evict: duplicate checks follow each event
             {"selection_mode": "batch", "batch_window": 7},
             {"label_free_detector": "adwin", "drift_boost_factor": 2.0, "boost_on_label_free_alarm": True},
+            {"decisions_topic": ""},  # no audit trail: a discard stays a policy's verdict
+            {"decisions_topic": "", "measure": "entropy", "policy": "biqf", "max_categories": 1},
         ]
     ),
 )

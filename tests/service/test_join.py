@@ -152,3 +152,14 @@ def test_pickles_with_its_state():
 def test_refuses_empty_bounds(max_size, ttl_ms):
     with pytest.raises(ValueError):
         PendingStore(max_size, ttl_ms)
+
+
+def test_an_entry_pickles_as_the_list_of_its_field_values_as_before():
+    """The journal's and the checkpoint's format: what dataclass' own pickling stored (no migration)."""
+    from dataclasses import fields
+
+    from activestream.join import PendingEntry
+
+    entry = PendingEntry("r1", "e1", {"x": 1.0}, 0, 1000, "informative", True, ask_proba=0.25)
+    assert entry.__getstate__() == [getattr(entry, f.name) for f in fields(entry)]
+    assert pickle.loads(pickle.dumps(entry)) == entry

@@ -20,6 +20,7 @@ from typing import Final
 from activestream.batch_parsing import parse_events
 from activestream.batch_scoring import decide_batch, scores_only
 from activestream.config import Settings
+from activestream.decide.base import Verdict
 from activestream.decide.batch import BatchSelector
 from activestream.decide.budget import WindowedBudget
 from activestream.decide.policies import BELOW_THRESHOLD
@@ -56,6 +57,10 @@ def _probability_fits(decision: Decision) -> bool:
     p = decision.ask_proba
     assert p is not None
     return weighting_proba(p) is not None if decision.ask else 0.0 <= p <= 1.0
+
+
+def _refused(reason: str) -> Rejection:
+    return Rejection(RejectReason.SCHEMA, reason)
 
 
 def model_rejection(error: Exception) -> Rejection:
@@ -122,7 +127,7 @@ class Decider:
         parsed = parse_events(
             [m.value for m in messages], s.max_message_bytes, s.max_features, s.max_string_chars
         )
-        parsed = [self._bounded(event) for event in parsed]
+        parsed = self._bounded_all(parsed)
         results: list[Rejection | None] = []
         start, seen = 0, set()
         for i, event in enumerate(parsed):
@@ -146,7 +151,7 @@ class Decider:
         # the batched path runs: the segment's ids are distinct, so deciding one event cannot make another
         # known, and nothing is forgotten (no window, no eviction) unless ``may_forget``, where a known id
         # sends every event through ``on_event`` instead.
-        known = [isinstance(e, Event) and self._known(e.id) for e in parsed]
+        known = self._known_all(parsed)
         may_forget = (
             self.batch is not None or len(self.state.pending) + len(messages) > self.settings.pending_max
         )
@@ -158,6 +163,7 @@ class Decider:
         decisions = iter(self._decide_run(fresh))
         outcomes = dict.fromkeys(("asked", "discarded", "invalid"), 0)
         results: list[Rejection | None] = []
+        discards, sample = self.outbox.discards, not self.settings.training_topic
         for message, event, seen in zip(messages, parsed, known, strict=True):
             if seen:
                 event = _DUPLICATE
@@ -167,6 +173,13 @@ class Decider:
                 results.append(result)
                 continue
             assert isinstance(event, Event)
+            if type(result) is Verdict:  # a discard nobody audits: all ``_conclude`` would do of it
+                discards.append(event.id)
+                if sample:
+                    self.state.stopping.observe(event.features)
+                outcomes["discarded"] += 1
+                results.append(None)
+                continue
             if self.batch is not None:
                 self._hold(message, event, result, now_ms)
             else:
@@ -182,13 +195,29 @@ class Decider:
         if isinstance(event, Rejection):
             return event
         reason = self.state.categories.admit_within(event.features)
-        return event if reason is None else Rejection(RejectReason.SCHEMA, reason)
+        return event if reason is None else _refused(reason)
+
+    def _bounded_all(self, parsed: list[Event | Rejection]) -> list[Event | Rejection]:
+        """``_bounded`` of each parsed event, in order (one call to the bounds for the run)."""
+        events = [e for e in parsed if isinstance(e, Event)]
+        refusals = iter(self.state.categories.admit_all([e.features for e in events]))
+        return [
+            e if isinstance(e, Rejection) or (reason := next(refusals)) is None else _refused(reason)
+            for e in parsed
+        ]
 
     def _known(self, event_id: str) -> bool:
         return self.state.pending.knows_event(event_id) or event_id in self.held
 
-    def _decide_run(self, events: list[Event]) -> list[Decision | Rejection]:
-        """``_decide`` of each event, the scoring done for all of them at once."""
+    def _known_all(self, parsed: Sequence[Event | Rejection]) -> list[bool]:
+        """``_known`` of each parsed event's id (``False`` for a rejection), asked for all at once."""
+        ids = [e.id for e in parsed if isinstance(e, Event)]
+        knows, held = iter(self.state.pending.knows_events(ids)), self.held
+        return [isinstance(e, Event) and (next(knows) or e.id in held) for e in parsed]
+
+    def _decide_run(self, events: list[Event]) -> list[Decision | Verdict | Rejection]:
+        """``_decide`` of each event, the scoring done for all of them at once; without an audit trail a
+        discard is its policy's ``Verdict`` (``decide_batch``)."""
         if not events:
             return []
         started, learner = self._timer(), self.state.learner
@@ -196,19 +225,18 @@ class Decider:
         results = (
             scores_only(learner, rows)
             if self.batch is not None
-            else decide_batch(learner, rows, self._observe)
+            else decide_batch(
+                learner, rows, self._observe, verdicts_for_discards=not self.settings.decisions_topic
+            )
         )
         self.metrics.processing((self._timer() - started) / len(events), len(events))  # the run's mean
-        decisions: list[Decision | Rejection] = []
-        for result in results:
-            if isinstance(result, Exception):
-                decisions.append(model_rejection(result))
-                continue
-            decisions.append(result)
-            if self.batch is not None:
-                self._observe(result.score)
-            else:
-                self.threshold = result.threshold
+        decisions = [model_rejection(r) if isinstance(r, Exception) else r for r in results]
+        decided = [d for d in decisions if not isinstance(d, Rejection)]
+        if self.batch is not None:
+            for decision in decided:
+                self._observe(decision.score)
+        elif decided:
+            self.threshold = decided[-1].threshold
         return decisions
 
     # -- one event ---------------------------------------------------------------------------------------

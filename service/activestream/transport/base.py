@@ -40,6 +40,16 @@ class Message:
         return TopicPartition(self.topic, self.partition)
 
 
+def partitions_of(messages: Iterable[Message]) -> set[TopicPartition]:
+    """The partitions of ``messages`` (one ``TopicPartition`` built per partition, not per message).
+
+    >>> sorted(partitions_of([Message("a", 0, 5, b""), Message("a", 0, 6, b""), Message("b", 1, 0, b"")]))
+    [TopicPartition(topic='a', partition=0), TopicPartition(topic='b', partition=1)]
+    """
+    pairs = {(m.topic, m.partition) for m in messages}
+    return {TopicPartition(topic, partition) for topic, partition in pairs}
+
+
 #: Called with the partitions gained (on assign) or about to be lost (on revoke).
 RebalanceCallback = Callable[[set[TopicPartition]], None]
 
