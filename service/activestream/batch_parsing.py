@@ -5,9 +5,10 @@ running the ``features`` validator in Python. An event that is a JSON object wit
 (1–512 characters), a non-empty ``features`` object of at most ``max_features`` finite numbers, strings
 of at most ``max_string_chars`` characters or booleans, and no ``timestamp`` nor ``metadata`` (the fields
 that need parsing of their own) is what pydantic would accept as it is; such a record is decoded and
-type-checked by msgspec in C (a quarter of pydantic's time per record: one ``Decoder`` built once) and
-its ``Event`` constructed without validating again. Every other record
-goes through ``parse_event``, so its rejection, reason and detail are exactly the per-message ones.
+type-checked by msgspec in C (a quarter of pydantic's time), the values of the whole batch are checked
+together (finite, strings short enough), and its ``Event`` is constructed without validating again.
+Every other record goes through ``parse_event``, so its rejection, reason and detail are exactly the
+per-message ones.
 
 >>> events = parse_events([b'{"id": "e-1", "features": {"x": 1.5, "c": "a"}}', b'{"id": ""}', None])
 >>> events[0] == parse_event(b'{"id": "e-1", "features": {"x": 1.5, "c": "a"}}')
@@ -18,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Annotated, Any, Final
@@ -53,16 +55,14 @@ class _Plain(msgspec.Struct):
 _decode_plain = msgspec.json.Decoder(_Plain).decode
 
 
-def _plain_event(raw: bytes, max_features: int, max_string_chars: int) -> Event | None:
-    """The event, when the record is a plain one (see the module docstring); else ``None``."""
+def _decoded(raw: bytes | None, max_bytes: int) -> _Plain | None:
+    """The record as a plain event's fields when msgspec takes it (types and bounds checked in C)."""
+    if not raw or len(raw) > max_bytes:
+        return None
     try:
-        plain = _decode_plain(raw)
+        return _decode_plain(raw)
     except msgspec.MsgspecError:  # not JSON, not an object, or not of the plain event's types
         return None
-    features = plain.features
-    if len(features) > max_features or not _usable(features.values(), max_string_chars):
-        return None
-    return _construct(plain.id, features, set(_FIELDS))
 
 
 _new, _set = object.__new__, object.__setattr__
@@ -117,10 +117,18 @@ def parse_events(
     max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
 ) -> list[Event | Rejection]:
     """``parse_event`` of each record, faster for plain events; never raises on bad input."""
+    plains = [_decoded(raw, max_bytes) for raw in raws]
+    # The usual batch, every value a finite float, is checked in two C-level passes over all of them.
+    values = itertools.chain.from_iterable([p.features.values() for p in plains if p is not None])
+    every_row_usable = _usable(list(values), max_string_chars)
     parsed: list[Event | Rejection] = []
-    for raw in raws:
-        event = _plain_event(raw, max_features, max_string_chars) if raw and len(raw) <= max_bytes else None
-        parsed.append(
-            event if event is not None else parse_event(raw, max_bytes, max_features, max_string_chars)
-        )
+    for raw, plain in zip(raws, plains, strict=True):
+        if (
+            plain is not None
+            and len(plain.features) <= max_features
+            and (every_row_usable or _usable(plain.features.values(), max_string_chars))
+        ):
+            parsed.append(_construct(plain.id, plain.features, set(_FIELDS)))
+        else:
+            parsed.append(parse_event(raw, max_bytes, max_features, max_string_chars))
     return parsed

@@ -252,13 +252,17 @@ def _vector_probas(
     """Probabilities of the rows the vectorised path covers (``None`` for the others), and for each group
     of rows the matrix of those probabilities (columns in the dicts' order)."""
     positive, extra, groups = _vector_positive(classifier, rows)
-    out: list[dict | None] = [None] * len(rows)
-    for i, p in enumerate(positive):
-        if p is not None:
-            proba = {False: 1.0 - p, True: p}
-            for label in extra:
-                proba[label] = 0.0
-            out[i] = proba
+    out: list[dict | None]
+    if not extra and None not in positive:  # the usual run: binary, every row on the matrix
+        out = [{False: 1.0 - p, True: p} for p in positive]  # type: ignore[operator]
+    else:
+        out = [None] * len(rows)
+        for i, p in enumerate(positive):
+            if p is not None:
+                proba = {False: 1.0 - p, True: p}
+                for label in extra:
+                    proba[label] = 0.0
+                out[i] = proba
     matrices: list[tuple[list[int], np.ndarray]] = []
     for indices, group in groups:
         p_true = np.array(group, dtype=float)

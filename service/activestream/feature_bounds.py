@@ -58,6 +58,7 @@ True
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -146,7 +147,8 @@ class CategoryBounds:
         >>> CategoryBounds(max_categories=1).admit_all([{"city": "Oslo"}, {"x": 1.0}, {"city": "Rome"}])
         [None, None, "feature 'city' would take its 2nd distinct value (ACTIVESTREAM_MAX_CATEGORIES=1)"]
         """
-        if not self.enabled:
+        values = itertools.chain.from_iterable([x.values() for x in rows])
+        if not self.enabled or str not in set(map(type, values)):  # the usual run: no string at all
             return [None] * len(rows)
         return [self.admit_within(x) if _has_strings(x) else None for x in rows]
 

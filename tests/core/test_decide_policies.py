@@ -514,3 +514,11 @@ def test_cold_random_asks_are_calibrated_and_stay_deterministic_without_a_random
         variance += verdict.ask_proba * (1.0 - verdict.ask_proba)
     assert abs(asks - expected) <= 5.0 * math.sqrt(variance) + 1.0
     assert all(v.ask_proba is None for v in verdicts(ConfidenceSplit(0.05, v=0.0, cold_random=True), scores))
+
+
+@given(st.floats(allow_nan=True), st.sampled_from([0.0, 0.5, 0.9]))
+def test_confidence_split_threshold_is_the_clamped_formula(tau, floor):
+    policy = ConfidenceSplit(budget=0.1, floor=floor)
+    policy.tau = tau
+    expected = 0.0 if tau >= 1.0 else min(1.0, max(0.0, 1.0 - (tau - floor) / (1.0 - floor)))
+    assert policy.threshold == expected
