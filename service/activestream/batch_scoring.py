@@ -51,6 +51,7 @@ from activestream.decide.base import Verdict
 from activestream.decide.policies import BELOW_THRESHOLD
 from activestream.drift.adaptive import DriftAdaptiveClassifier
 from activestream.learner import ActiveLearner, Decision
+from activestream.models import SelectType
 from activestream.score.uncertainty import Entropy, LeastConfidence, Margin
 from activestream.types import ClassLabel, Features
 
@@ -141,6 +142,10 @@ def _sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z))
 
 
+#: river's selection by type, and ours (the same selection, faster; older checkpoints hold river's).
+_SELECT_TYPES = (compose.SelectType, SelectType)
+
+
 def _logreg_parts(
     model: base.Classifier,
 ) -> tuple[preprocessing.StandardScaler, preprocessing.OneHotEncoder, linear_model.LogisticRegression] | None:
@@ -160,12 +165,12 @@ def _logreg_parts(
         return None
     (select_num, scaler), (select_str, encoder) = branches
     if not (
-        type(select_num) is compose.SelectType
+        type(select_num) in _SELECT_TYPES
         and select_num.types == (numbers.Number,)
         and type(scaler) is preprocessing.StandardScaler
         and scaler.with_std
         and scaler.window_size is None
-        and type(select_str) is compose.SelectType
+        and type(select_str) in _SELECT_TYPES
         and select_str.types == (str,)
         and type(encoder) is preprocessing.OneHotEncoder
         and encoder.categories is None

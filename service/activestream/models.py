@@ -39,12 +39,47 @@ from river.naive_bayes.base import BaseNB
 
 from activestream.types import ClassLabel, Features
 
+#: The value types events carry (``messages.Event``): a selection by type decides them without ``isinstance``.
+_WIRE_TYPES = (float, int, bool, str)
+
+
+class SelectType(compose.SelectType):
+    """river's ``SelectType``, selecting the same features, at a third of its cost for event values.
+
+    ``isinstance(v, numbers.Number)`` goes through the ABC machinery: river's selection cost 1.8 µs per
+    call on ten floats, and a learned label goes through it several times in each drift arm. An event's
+    value is a ``float``, ``int``, ``bool`` or ``str`` (exactly, not a subclass), whose answer is known
+    once; any other type is still asked with ``isinstance``.
+
+    >>> select = SelectType(numbers.Number)
+    >>> select.transform_one({"a": 1.5, "b": "s", "c": True, "d": 2})
+    {'a': 1.5, 'c': True, 'd': 2}
+    >>> river_s = compose.SelectType(numbers.Number)
+    >>> import fractions
+    >>> x = {"f": fractions.Fraction(1, 3), "n": None}
+    >>> select.transform_one(x) == river_s.transform_one(x)
+    True
+    """
+
+    def __init__(self, *types: type):
+        super().__init__(*types)
+        self._selected = frozenset(t for t in _WIRE_TYPES if issubclass(t, types))
+        self._dropped = frozenset(_WIRE_TYPES) - self._selected
+
+    def transform_one(self, x: Features) -> Features:
+        selected, dropped, types = self._selected, self._dropped, self.types
+        return {
+            k: v
+            for k, v in x.items()
+            if type(v) in selected or (type(v) not in dropped and isinstance(v, types))
+        }
+
 
 def _features() -> compose.TransformerUnion:
     # Scaling matters: SGD on raw features of very different ranges (e.g. Agrawal's salaries) diverges.
     # Events may carry string features too (the wire format allows them): those are one-hot encoded.
-    numeric = compose.SelectType(numbers.Number) | preprocessing.StandardScaler()
-    categorical = compose.SelectType(str) | preprocessing.OneHotEncoder()
+    numeric = SelectType(numbers.Number) | preprocessing.StandardScaler()
+    categorical = SelectType(str) | preprocessing.OneHotEncoder()
     return numeric + categorical
 
 
