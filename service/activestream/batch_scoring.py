@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from river import base, compose, linear_model, optim, preprocessing
 
-from activestream.decide.base import Verdict
+from activestream.decide.base import Policy, Verdict
 from activestream.decide.policies import BELOW_THRESHOLD
 from activestream.drift.adaptive import DriftAdaptiveClassifier
 from activestream.learner import ActiveLearner, Decision
@@ -360,48 +360,65 @@ def decide_batch(
     rows: Sequence[Features],
     after_each: Callable[[float], object] | None = None,
     *,
+    after_run: Callable[[float], object] | None = None,
     verdicts_for_discards: bool = False,
 ) -> list[Decision | Verdict | Exception]:
     """``learner.decide`` of each row in turn, with the scoring done for the whole batch.
 
     ``after_each(score)`` runs after each decision, before the next one (e.g. the drift watch's
-    label-free signal, which may boost the policy). A row that cannot be scored gives its exception and
-    does not reach the policy, as with ``decide``. With ``verdicts_for_discards`` a discard gives the
-    policy's ``Verdict`` (its ask, threshold and reason) instead of a ``Decision``, whose prediction and
-    probabilities a caller that audits no discard never reads: most events, spared two objects each.
+    label-free signal, when an alarm may boost the policy); without it the policy decides the whole run at
+    once (``Policy.decide_many``), and ``after_run(score)`` then runs for each decided score, in order. A
+    row that cannot be scored gives its exception and does not reach the policy, as with ``decide``. With
+    ``verdicts_for_discards`` a discard gives the policy's ``Verdict`` (its ask, threshold and reason)
+    instead of a ``Decision``, whose prediction and probabilities a caller that audits no discard never
+    reads: most events, spared two objects each.
     """
     policy, strategy = learner.threshold_policy, learner.strategy
     trained = learner.trained  # a run holds no label: the model learns between runs
+    scored_rows = score_batch(learner, rows)
+    scores = [s.score for s in scored_rows if not isinstance(s, Exception)]
+    decided = policy.decide_many(scores) if after_each is None else _decide_each(policy, scores, after_each)
+    verdicts = iter(decided)
     decisions: list[Decision | Verdict | Exception] = []
-    for scored in score_batch(learner, rows):
+    for scored in scored_rows:
         if isinstance(scored, Exception):
             decisions.append(scored)
             continue
-        try:
-            verdict = policy.decide(scored.score)
-        except Exception as error:
-            decisions.append(error)
-            continue
-        if verdicts_for_discards and not verdict.ask:
+        verdict = next(verdicts)
+        if isinstance(verdict, Exception) or (verdicts_for_discards and not verdict.ask):
             decisions.append(verdict)
-        else:
-            y_pred, proba = learner.present(scored.proba)
-            decisions.append(
-                Decision(
-                    y_pred,
-                    proba,
-                    scored.score,
-                    verdict.threshold,
-                    verdict.ask,
-                    strategy,
-                    verdict.reason,
-                    verdict.ask_proba,
-                    trained,
-                )
+            continue
+        y_pred, proba = learner.present(scored.proba)
+        decisions.append(
+            Decision(
+                y_pred,
+                proba,
+                scored.score,
+                verdict.threshold,
+                verdict.ask,
+                strategy,
+                verdict.reason,
+                verdict.ask_proba,
+                trained,
             )
-        if after_each is not None:
-            after_each(scored.score)
+        )
+    if after_run is not None and after_each is None:
+        for score, verdict in zip(scores, decided, strict=True):
+            if not isinstance(verdict, Exception):
+                after_run(score)
     return decisions
+
+
+def _decide_each(
+    policy: Policy, scores: Sequence[float], after_each: Callable[[float], object]
+) -> list[Verdict | Exception]:
+    """The policy's verdict on each score, ``after_each(score)`` after each verdict and before the next."""
+    verdicts: list[Verdict | Exception] = []
+    for score in scores:
+        verdicts += policy.decide_many((score,))
+        if not isinstance(verdicts[-1], Exception):
+            after_each(score)
+    return verdicts
 
 
 def scores_only(learner: ActiveLearner, rows: Sequence[Features]) -> list[Decision | Exception]:

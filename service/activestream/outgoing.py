@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,8 @@ def _as_wire_label(label: object) -> bool | int | str | None:
     return label if label is None or isinstance(label, bool | int | str) else str(label)
 
 
+# The asks of one batch share their clock reading, so their two instants repeat: a datetime is immutable.
+@functools.lru_cache(maxsize=8)
 def _ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 

@@ -97,12 +97,15 @@ def _decide_each(learner: ActiveLearner, xs: list, after_each) -> list:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(config=configs, stream=batches, warm=st.integers(0, 40), seed=st.integers(0, 5))
-def test_batch_decisions_are_the_per_event_decisions(config, stream, warm, seed):
+@given(config=configs, stream=batches, warm=st.integers(0, 40), seed=st.integers(0, 5), between=st.booleans())
+def test_batch_decisions_are_the_per_event_decisions(config, stream, warm, seed, between):
     s = Settings(seed=seed, **config)
     one, many = learner_from_settings(s), learner_from_settings(s)
-    # The label-free signal may boost the policy between two decisions: the hook must run in between.
+    # The label-free signal may boost the policy between two decisions (``after_each``); when it cannot,
+    # the policy decides the run at once and the signal sees the scores after it (``after_run``).
     w1, w2 = drift_watch_for(one, s), drift_watch_for(many, s)
+    assert not w2.steers_policy  # no budget boost in these configurations
+    hooks = {"after_each": w2.observe_score} if between else {"after_run": w2.observe_score}
     rng = random.Random(seed)
     for _ in range(warm):  # a cold model when warm == 0
         x = {k: rng.gauss(0, 1) for k in FEATURES}
@@ -110,7 +113,7 @@ def test_batch_decisions_are_the_per_event_decisions(config, stream, warm, seed)
         one.learn_one(x, y)
         many.learn_one(x, y)
     for xs, learned in stream:
-        _assert_same(decide_batch(many, xs, w2.observe_score), _decide_each(one, xs, w1.observe_score))
+        _assert_same(decide_batch(many, xs, **hooks), _decide_each(one, xs, w1.observe_score))
         for x, y in learned:  # learning between batches, unseen classes included
             failures = []
             for learner in (one, many):
@@ -120,6 +123,9 @@ def test_batch_decisions_are_the_per_event_decisions(config, stream, warm, seed)
                     failures.append(type(error))
             assert len(failures) in (0, 2)
     assert many.spending == one.spending
+    if w1.label_free is not None:
+        assert w2.label_free.n_events == w1.label_free.n_events
+        assert w2.label_free.alarm_positions == w1.label_free.alarm_positions
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -274,6 +274,88 @@ def test_pickled_policy_continues_identically(name: str) -> None:
     assert verdicts(clone, scores[2000:]) == verdicts(policy, scores[2000:])
 
 
+# A run of scores for ``decide_many``: mostly valid, with the odd one a policy must refuse, and runs of a
+# cold model's 1.0 (the cold path) and of one value (the threshold walking far from its start).
+run_scores = st.lists(
+    st.one_of(
+        st.floats(0.0, 1.0),
+        st.floats(0.0, 1.0),
+        st.floats(0.0, 1.0),
+        st.sampled_from([0.0, 1.0, 1.0, 0.5, math.nan, -0.1, 1.5, math.inf]),
+    ),
+    max_size=300,
+)
+
+
+def _each(policy: Policy, scores: list[float]) -> list[object]:
+    """``decide`` of each score, a refused score as its exception's type and message."""
+    out: list[object] = []
+    for score in scores:
+        try:
+            out.append(policy.decide(score))
+        except Exception as error:
+            out.append((type(error), str(error)))
+    return out
+
+
+def _as_compared(results: list[Verdict | Exception]) -> list[object]:
+    return [(type(r), str(r)) if isinstance(r, Exception) else r for r in results]
+
+
+def _full(verdict: object) -> object:
+    # ``ask_proba`` is left out of a Verdict's equality: compare it too (identical, not close).
+    return (verdict, verdict.ask_proba) if isinstance(verdict, Verdict) else verdict
+
+
+def _same_at_once(one: Policy, many: Policy, runs: list[list[float]]) -> None:
+    for scores in runs:
+        expected, got = _each(one, scores), _as_compared(many.decide_many(scores))
+        assert [_full(v) for v in got] == [_full(v) for v in expected]
+        assert many.spending == one.spending
+    assert pickle.dumps(many) == pickle.dumps(one)  # every attribute, the generator's state included
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(ALL),
+    budget=st.sampled_from([0.01, 0.1, 1.0]),
+    seed=st.integers(0, 2**16),
+    runs=st.lists(run_scores, min_size=1, max_size=3),
+)
+def test_deciding_a_run_at_once_is_deciding_each_score(
+    name: str, budget: float, seed: int, runs: list[list[float]]
+) -> None:
+    """``decide_many`` gives the verdicts, the draws and the state of ``decide`` score after score, runs
+    after runs, refused scores included."""
+    _same_at_once(make_policy(name, budget, seed=seed), make_policy(name, budget, seed=seed), runs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    budget=st.sampled_from([0.01, 0.05, 0.1, 0.5, 1.0]),
+    seed=st.integers(0, 2**16),
+    runs=st.lists(run_scores, min_size=1, max_size=4),
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "v": st.sampled_from([0.0, 0.1, 0.5]),
+            "floor": st.sampled_from([0.0, 0.5]),
+            "cold_random": st.booleans(),
+            "step": st.sampled_from([0.01, 0.3]),
+            "budget_window": st.sampled_from([10, 100]),
+        },
+    ),
+)
+def test_confidence_split_decides_a_run_in_its_own_loop_as_score_after_score(
+    budget: float, seed: int, runs: list[list[float]], options: dict
+) -> None:
+    """ConfidenceSplit's own ``decide_many`` (the service's default policy, inlined for speed), every
+    option and path: random part, no room, a cold model, the threshold at its cap and walking."""
+    _same_at_once(
+        ConfidenceSplit(budget, seed=seed, **options), ConfidenceSplit(budget, seed=seed, **options), runs
+    )
+
+
 # -------------------------------------------------------------------------------- verdict contents
 
 

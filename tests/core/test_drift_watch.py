@@ -46,8 +46,15 @@ def test_label_free_alarms_boost_only_when_asked_to():
     for boost_on_label_free, triggers in ((False, 0), (True, 1)):
         learner = boosted(naive_bayes.GaussianNB())
         watch = DriftWatch(learner, LabelFreeDriftSignal(), boost_on_label_free)
+        assert watch.steers_policy == boost_on_label_free  # scores must then be observed between decisions
         alarms = sum(watch.observe_score(score) for score in scores)
         assert alarms == 1 and learner.threshold_policy.n_triggers == triggers
+
+
+def test_only_a_label_free_signal_that_boosts_a_boostable_policy_steers_it():
+    plain = ActiveLearner(naive_bayes.GaussianNB(), policy="split", budget=0.5, seed=1)
+    assert not DriftWatch(plain, LabelFreeDriftSignal(), boost_on_label_free=True).steers_policy  # no boost
+    assert not DriftWatch(boosted(naive_bayes.GaussianNB()), None, boost_on_label_free=True).steers_policy
 
 
 def test_without_a_label_free_signal_scores_raise_no_alarm():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -34,9 +35,9 @@ class Policy(abc.ABC):
 
     Contract:
 
-    - ``decide(score)`` is called once per event, in stream order, with a score in ``[0, 1]``; an ask
-      counts against the budget at once (labels asked but not answered yet are already spent, so label
-      delay cannot cause overspending).
+    - ``decide(score)`` is called once per event, in stream order, with a score in ``[0, 1]`` (or
+      ``decide_many`` once for a run of events); an ask counts against the budget at once (labels asked
+      but not answered yet are already spent, so label delay cannot cause overspending).
     - Over a long stream the fraction of events asked stays close to ``budget``.
     - Deterministic given ``seed``.
     - ``spending`` is the current windowed estimate of the fraction of events asked.
@@ -49,6 +50,22 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def decide(self, score: float) -> Verdict:
         """Decide whether to ask for the label of an event with this informativeness score."""
+
+    def decide_many(self, scores: Sequence[float]) -> list[Verdict | Exception]:
+        """``decide`` of each score in turn, in order: for a run of events whose scores are all known
+        before the first is decided (nothing between two decisions changes the policy's state).
+
+        A score that ``decide`` refuses gives the exception it raised in its place, and the next scores
+        are decided as they would have been. A policy may override this with a faster loop; it must leave
+        the same verdicts and the same state as the default.
+        """
+        verdicts: list[Verdict | Exception] = []
+        for score in scores:
+            try:
+                verdicts.append(self.decide(score))
+            except Exception as error:
+                verdicts.append(error)
+        return verdicts
 
     def overrule(self, decided: bool, asked: bool) -> None:  # noqa: B027 - a hook; most need nothing
         """The last ``decide`` said ``decided``, but ``asked`` is what happened (a replay gives back the

@@ -77,6 +77,12 @@ class DriftWatch:
         policy = self.learner.threshold_policy
         return policy if isinstance(policy, BudgetBoost) else None
 
+    @property
+    def steers_policy(self) -> bool:
+        """Whether a score observed may change the policy's next decision (a label-free alarm boosts the
+        budget): the scores must then be observed between decisions, not after a run of them."""
+        return self.label_free is not None and self.boost_on_label_free and self.boost is not None
+
     def observe_score(self, score: float) -> bool:
         """Feed one event's score to the label-free signal; ``True`` on an alarm."""
         if self.label_free is None or not self.label_free.update(score):

@@ -200,7 +200,10 @@ class Decider:
     def _bounded_all(self, parsed: list[Event | Rejection]) -> list[Event | Rejection]:
         """``_bounded`` of each parsed event, in order (one call to the bounds for the run)."""
         events = [e for e in parsed if isinstance(e, Event)]
-        refusals = iter(self.state.categories.admit_all([e.features for e in events]))
+        refused = self.state.categories.admit_all([e.features for e in events])
+        if not any(refused):  # the usual run: nothing refused, nothing to rebuild
+            return parsed
+        refusals = iter(refused)
         return [
             e if isinstance(e, Rejection) or (reason := next(refusals)) is None else _refused(reason)
             for e in parsed
@@ -212,7 +215,10 @@ class Decider:
     def _known_all(self, parsed: Sequence[Event | Rejection]) -> list[bool]:
         """``_known`` of each parsed event's id (``False`` for a rejection), asked for all at once."""
         ids = [e.id for e in parsed if isinstance(e, Event)]
-        knows, held = iter(self.state.pending.knows_events(ids)), self.held
+        known = self.state.pending.knows_events(ids)
+        if len(ids) == len(parsed) and not self.held:  # the usual run: every record an event, none held
+            return known
+        knows, held = iter(known), self.held
         return [isinstance(e, Event) and (next(knows) or e.id in held) for e in parsed]
 
     def _decide_run(self, events: list[Event]) -> list[Decision | Verdict | Rejection]:
@@ -222,11 +228,18 @@ class Decider:
             return []
         started, learner = self._timer(), self.state.learner
         rows = [event.features for event in events]
+        # The label-free signal sees each score between two decisions only when an alarm may boost the
+        # policy; otherwise after the run, which the policy then decides in one go (``decide_many``).
+        between = self.state.watch.steers_policy
         results = (
             scores_only(learner, rows)
             if self.batch is not None
             else decide_batch(
-                learner, rows, self._observe, verdicts_for_discards=not self.settings.decisions_topic
+                learner,
+                rows,
+                self._observe if between else None,
+                after_run=self._observe,
+                verdicts_for_discards=not self.settings.decisions_topic,
             )
         )
         self.metrics.processing((self._timer() - started) / len(events), len(events))  # the run's mean
