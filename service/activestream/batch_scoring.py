@@ -367,12 +367,15 @@ def decide_batch(
 
     ``after_each(score)`` runs after each decision, before the next one (e.g. the drift watch's
     label-free signal, when an alarm may boost the policy); without it the policy decides the whole run at
-    once (``Policy.decide_many``), and ``after_run(score)`` then runs for each decided score, in order. A
+    once (``Policy.decide_many``), and ``after_run(score)`` then runs for each decided score, in order (one
+    hook or the other: both would observe each score twice). A
     row that cannot be scored gives its exception and does not reach the policy, as with ``decide``. With
     ``verdicts_for_discards`` a discard gives the policy's ``Verdict`` (its ask, threshold and reason)
     instead of a ``Decision``, whose prediction and probabilities a caller that audits no discard never
     reads: most events, spared two objects each.
     """
+    if after_each is not None and after_run is not None:
+        raise ValueError("decide_batch takes after_each or after_run, not both")
     policy, strategy = learner.threshold_policy, learner.strategy
     trained = learner.trained  # a run holds no label: the model learns between runs
     scored_rows = score_batch(learner, rows)
@@ -402,7 +405,7 @@ def decide_batch(
                 trained,
             )
         )
-    if after_run is not None and after_each is None:
+    if after_run is not None:
         for score, verdict in zip(scores, decided, strict=True):
             if not isinstance(verdict, Exception):
                 after_run(score)

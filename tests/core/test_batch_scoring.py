@@ -128,6 +128,12 @@ def test_batch_decisions_are_the_per_event_decisions(config, stream, warm, seed,
         assert w2.label_free.alarm_positions == w1.label_free.alarm_positions
 
 
+def test_a_batch_takes_one_observation_hook_not_both():
+    learner = learner_from_settings(Settings(seed=1))
+    with pytest.raises(ValueError, match="not both"):
+        decide_batch(learner, [{"f0": 1.0}], print, after_run=print)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=configs, stream=batches, warm=st.integers(0, 40), seed=st.integers(0, 5))
 def test_predicting_many_is_predicting_each(config, stream, warm, seed):

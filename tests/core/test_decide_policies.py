@@ -307,12 +307,48 @@ def _full(verdict: object) -> object:
     return (verdict, verdict.ask_proba) if isinstance(verdict, Verdict) else verdict
 
 
+def _confidence_split_reference(policy: ConfidenceSplit, score: float) -> Verdict:
+    """The rule one event at a time, as the paper states it and as ``ConfidenceSplit.decide`` was written
+    before it became ``decide_many``'s loop: the oracle that loop is held to."""
+    if not 0.0 <= score <= 1.0:
+        raise ValueError(f"score must be an informativeness in [0, 1], got {score!r}")
+    threshold, room = policy.threshold, policy.estimator.has_room
+    qualifies = policy.tau >= 1.0 or policy.floor + (1.0 - policy.floor) * (1.0 - score) < policy.tau
+    cold = score >= 1.0 and policy.cold_random and policy.estimator.spending > 0.0
+    part_asks = (policy.budget if cold else qualifies) if room else False
+    ask_proba = policy.v * policy.budget + (1.0 - policy.v) * part_asks if policy.v > 0.0 else None
+    policy.last_was_random = policy._rng.random() < policy.v
+    if policy.last_was_random:
+        ask = policy._rng.random() < policy.budget
+        policy.estimator.record(ask)
+        return Verdict(ask, threshold, "random", ask_proba)
+    if not room:
+        policy.estimator.record(False)
+        return Verdict(False, threshold, "over_budget" if qualifies else "below_threshold", ask_proba)
+    if cold:
+        ask = policy._rng.random() < policy.budget
+        policy.estimator.record(ask)
+        return Verdict(ask, threshold, "informative" if ask else "below_threshold", ask_proba)
+    policy.estimator.record(qualifies)
+    if qualifies:
+        policy.tau = max(1e-6, policy.tau * (1.0 - policy.step))
+        return Verdict(True, threshold, "informative", ask_proba)
+    policy.tau = min(1.0, policy.tau * (1.0 + policy.step))
+    return Verdict(False, threshold, "below_threshold", ask_proba)
+
+
+class _ReferenceConfidenceSplit(ConfidenceSplit):
+    def decide(self, score: float) -> Verdict:
+        return _confidence_split_reference(self, score)
+
+
 def _same_at_once(one: Policy, many: Policy, runs: list[list[float]]) -> None:
     for scores in runs:
         expected, got = _each(one, scores), _as_compared(many.decide_many(scores))
         assert [_full(v) for v in got] == [_full(v) for v in expected]
         assert many.spending == one.spending
-    assert pickle.dumps(many) == pickle.dumps(one)  # every attribute, the generator's state included
+    # Every attribute, the estimator's and the generator's state included.
+    assert pickle.dumps(vars(many)) == pickle.dumps(vars(one))
 
 
 @settings(max_examples=40, deadline=None)
@@ -349,11 +385,11 @@ def test_deciding_a_run_at_once_is_deciding_each_score(
 def test_confidence_split_decides_a_run_in_its_own_loop_as_score_after_score(
     budget: float, seed: int, runs: list[list[float]], options: dict
 ) -> None:
-    """ConfidenceSplit's own ``decide_many`` (the service's default policy, inlined for speed), every
-    option and path: random part, no room, a cold model, the threshold at its cap and walking."""
-    _same_at_once(
-        ConfidenceSplit(budget, seed=seed, **options), ConfidenceSplit(budget, seed=seed, **options), runs
-    )
+    """ConfidenceSplit's loop (the service's default policy; ``decide`` is one run of it) against the rule
+    one event at a time, every option and path: random part, no room, a cold model, the threshold at its
+    cap and walking."""
+    reference = _ReferenceConfidenceSplit(budget, seed=seed, **options)
+    _same_at_once(reference, ConfidenceSplit(budget, seed=seed, **options), runs)
 
 
 # -------------------------------------------------------------------------------- verdict contents

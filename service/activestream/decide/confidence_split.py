@@ -32,6 +32,20 @@ _MIN_WINDOW: Final = 1000
 _MIN_TAU: Final = 1e-6
 
 
+def _score_threshold(tau: float, floor: float) -> float:
+    """The threshold on the score equivalent to ``τ`` on the scale ``q = floor + (1 − floor)·(1 − score)``
+    (``0`` while every event qualifies, ``τ ≥ 1``).
+
+    >>> _score_threshold(1.0, 0.0), _score_threshold(0.8, 0.5), _score_threshold(0.25, 0.0)
+    (0.0, 0.4, 0.75)
+    """
+    if tau >= 1.0:
+        return 0.0
+    threshold = 1.0 - (tau - floor) / (1.0 - floor)
+    # ``min(1.0, max(0.0, threshold))`` (NaN included) at a third of its cost: read on every decision.
+    return threshold if 0.0 < threshold <= 1.0 else (1.0 if threshold > 1.0 else 0.0)
+
+
 def pacing_window(budget: float, pacing_asks: float) -> int:
     """The budget estimator's window in events: about ``pacing_asks`` asks at ``budget``.
 
@@ -166,11 +180,7 @@ class ConfidenceSplit(_BudgetedPolicy):
     @property
     def threshold(self) -> float:
         """The threshold on the score equivalent to ``τ`` (``0`` while every event qualifies)."""
-        if self.tau >= 1.0:
-            return 0.0
-        threshold = 1.0 - (self.tau - self.floor) / (1.0 - self.floor)
-        # ``min(1.0, max(0.0, threshold))`` (NaN included) at a third of its cost: read on every decision.
-        return threshold if 0.0 < threshold <= 1.0 else (1.0 if threshold > 1.0 else 0.0)
+        return _score_threshold(self.tau, self.floor)
 
     @property
     def params(self) -> dict[str, float | int]:
@@ -184,57 +194,33 @@ class ConfidenceSplit(_BudgetedPolicy):
         return params
 
     def decide(self, score: float) -> Verdict:
-        _check_score(score)
-        threshold, qualifies, room = self.threshold, self._qualifies(score), self.estimator.has_room
-        # (older pickles lack the attribute; the very first ask is made at once, as without the option)
-        cold = score >= 1.0 and getattr(self, "cold_random", False) and self.estimator.spending > 0.0
-        # The probability of an ask, over both parts, from the state before this event.
-        part_asks = (self.budget if cold else qualifies) if room else False
-        ask_proba = split_ask_proba(self.v, self.budget, part_asks)
-        self.last_was_random = self._rng.random() < self.v
-        if self.last_was_random:
-            return Verdict(self._random_ask(), threshold, RANDOM, ask_proba)
-        if not room:
-            # No room: discard and leave the threshold alone, as in the paper and MOA.
-            self.estimator.record(False)
-            return Verdict(False, threshold, OVER_BUDGET if qualifies else BELOW_THRESHOLD, ask_proba)
-        if cold:
-            # No opinion: a random ask at the budget rate says nothing about where τ should be.
-            ask = self._rng.random() < self.budget
-            self.estimator.record(ask)
-            return Verdict(ask, threshold, INFORMATIVE if ask else BELOW_THRESHOLD, ask_proba)
-        self.estimator.record(qualifies)
-        if qualifies:
-            self.tau = max(_MIN_TAU, self.tau * (1.0 - self.step))
-            return Verdict(True, threshold, INFORMATIVE, ask_proba)
-        self.tau = min(1.0, self.tau * (1.0 + self.step))
-        return Verdict(False, threshold, BELOW_THRESHOLD, ask_proba)
+        # One implementation of the rule, ``decide_many``'s loop (the service decides runs of events).
+        (verdict,) = self.decide_many((score,))
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
 
     def decide_many(self, scores: Sequence[float]) -> list[Verdict | Exception]:
-        """``decide`` of each score in turn, in one loop: the same verdicts, draws and state, at about 60%
-        of the cost (a test holds the two equal). A score outside ``[0, 1]`` gives its ``ValueError``.
+        """The verdict on each score in turn, in one loop (the service decides runs of events): the
+        estimator's ``record`` and ``has_room`` are inlined, the same operations in the same order. A score
+        outside ``[0, 1]`` gives its ``ValueError`` in its place and changes nothing.
 
-        >>> one, many = ConfidenceSplit(budget=0.1, seed=7), ConfidenceSplit(budget=0.1, seed=7)
-        >>> scores = [0.0, 0.3, 0.9, 0.2, float("nan"), 0.5] * 50
-        >>> expected = []
-        >>> for score in scores:
-        ...     try:
-        ...         expected.append(one.decide(score))
-        ...     except ValueError as error:
-        ...         expected.append(str(error))
-        >>> got = [v if isinstance(v, Verdict) else str(v) for v in many.decide_many(scores)]
-        >>> got == expected, many.tau == one.tau, many.spending == one.spending
-        (True, True, True)
+        >>> policy = ConfidenceSplit(budget=0.1, seed=7)
+        >>> verdicts = policy.decide_many([0.3, float("nan")] + [0.05] * 998)
+        >>> verdicts[1]
+        ValueError('score must be an informativeness in [0, 1], got nan')
+        >>> sum(v.ask for v in verdicts if isinstance(v, Verdict)), policy.estimator.n
+        (100, 999)
         """
         estimator, draw = self.estimator, self._rng.random
         budget, v, floor = self.budget, self.v, self.floor
         up, down, span = 1.0 + self.step, 1.0 - self.step, 1.0 - floor
+        # (older pickles lack the attribute; the very first ask is made at once, as without the option)
         cold_random = getattr(self, "cold_random", False)
-        # The three ask probabilities a verdict can carry: the uncertainty part asks, does not, or (cold)
-        # asks at random at the budget rate.
+        # The three ask probabilities (over both parts, from the state before the event) a verdict can
+        # carry: the uncertainty part asks, does not, or (cold) asks at random at the budget rate.
         if_asked, if_not, if_cold = (split_ask_proba(v, budget, part) for part in (True, False, budget))
         unlimited = budget == 1.0
-        # The estimator's ``record`` and ``has_room``, inlined: the same operations in the same order.
         tau, last_random = self.tau, self.last_was_random
         u, norm, decay, n = estimator._u, estimator._norm, estimator._decay, estimator.n
         verdicts: list[Verdict | Exception] = []
@@ -245,24 +231,22 @@ class ConfidenceSplit(_BudgetedPolicy):
                 except ValueError as error:
                     verdicts.append(error)
                 continue
-            if tau >= 1.0:
-                threshold, qualifies = 0.0, True
-            else:
-                t = 1.0 - (tau - floor) / span
-                threshold = t if 0.0 < t <= 1.0 else (1.0 if t > 1.0 else 0.0)
-                qualifies = floor + span * (1.0 - score) < tau
+            threshold = _score_threshold(tau, floor)
+            # At its cap every event qualifies, including one the model is certain of (a pure tree leaf
+            # scores exactly 0): certain is not right, and the budget, not the score, then paces the asks.
+            qualifies = tau >= 1.0 or floor + span * (1.0 - score) < tau
             spending = u / norm if norm else 0.0
             room = spending < budget or unlimited
             cold = score >= 1.0 and cold_random and spending > 0.0
             ask_proba = (if_cold if cold else if_asked if qualifies else if_not) if room else if_not
             last_random = draw() < v
-            if last_random:
+            if last_random:  # the random part: asks at the budget rate, not gated by the estimator
                 ask = draw() < budget
                 verdict = Verdict(ask, threshold, RANDOM, ask_proba)
-            elif not room:
+            elif not room:  # discard and leave the threshold alone, as in the paper and MOA
                 ask = False
                 verdict = Verdict(False, threshold, OVER_BUDGET if qualifies else BELOW_THRESHOLD, ask_proba)
-            elif cold:
+            elif cold:  # no opinion: a random ask says nothing about where τ should be
                 ask = draw() < budget
                 verdict = Verdict(ask, threshold, INFORMATIVE if ask else BELOW_THRESHOLD, ask_proba)
             elif qualifies:
@@ -280,8 +264,3 @@ class ConfidenceSplit(_BudgetedPolicy):
         self.tau, self.last_was_random = tau, last_random
         estimator._u, estimator._norm, estimator.n = u, norm, n
         return verdicts
-
-    def _qualifies(self, score: float) -> bool:
-        # At its cap every event qualifies, including one the model is certain of (a pure tree leaf
-        # scores exactly 0): certain is not right, and the budget, not the score, then paces the asks.
-        return self.tau >= 1.0 or self.floor + (1.0 - self.floor) * (1.0 - score) < self.tau

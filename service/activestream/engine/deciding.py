@@ -230,15 +230,15 @@ class Decider:
         rows = [event.features for event in events]
         # The label-free signal sees each score between two decisions only when an alarm may boost the
         # policy; otherwise after the run, which the policy then decides in one go (``decide_many``).
-        between = self.state.watch.steers_policy
+        steers = self.state.watch.steers_policy
         results = (
             scores_only(learner, rows)
             if self.batch is not None
             else decide_batch(
                 learner,
                 rows,
-                self._observe if between else None,
-                after_run=self._observe,
+                self._observe if steers else None,
+                after_run=None if steers else self._observe,
                 verdicts_for_discards=not self.settings.decisions_topic,
             )
         )
