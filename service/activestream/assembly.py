@@ -8,7 +8,7 @@ the service, the demo and the tests build the same thing from the same options.
 >>> learner.strategy, type(learner.classifier).__name__
 ('margin/confidence_split', 'DriftAdaptiveClassifier')
 >>> type(learner_from_settings(Settings(adaptation="none")).classifier).__name__
-'Pipeline'
+'ScaledPipeline'
 """
 
 from __future__ import annotations

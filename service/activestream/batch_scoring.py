@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +50,7 @@ from activestream.decide.base import Policy, Verdict
 from activestream.decide.policies import BELOW_THRESHOLD
 from activestream.drift.adaptive import DriftAdaptiveClassifier
 from activestream.learner import ActiveLearner, Decision
-from activestream.models import SelectType
+from activestream.models import NUMBER_TYPES, ScaledPipeline, features_parts
 from activestream.score.uncertainty import Entropy, LeastConfidence, Margin
 from activestream.types import ClassLabel, Features
 
@@ -142,17 +141,13 @@ def _sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z))
 
 
-#: river's selection by type, and ours (the same selection, faster; older checkpoints hold river's).
-_SELECT_TYPES = (compose.SelectType, SelectType)
-
-
 def _logreg_parts(
     model: base.Classifier,
 ) -> tuple[preprocessing.StandardScaler, preprocessing.OneHotEncoder, linear_model.LogisticRegression] | None:
-    if type(model) is not compose.Pipeline or compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
+    if type(model) not in _PIPELINES or compose.Pipeline._LEARN_UNSUPERVISED_DURING_PREDICT:
         return None
     steps = list(model.steps.values())
-    if len(steps) != 2 or type(steps[0]) is not compose.TransformerUnion:
+    if len(steps) != 2:
         return None
     union, regression = steps
     if (
@@ -160,25 +155,8 @@ def _logreg_parts(
         or type(regression.loss) is not optim.losses.Log
     ):
         return None
-    branches = [list(t.steps.values()) for t in union.transformers.values() if type(t) is compose.Pipeline]
-    if len(branches) != 2 or len(union.transformers) != 2 or any(len(b) != 2 for b in branches):
-        return None
-    (select_num, scaler), (select_str, encoder) = branches
-    if not (
-        type(select_num) in _SELECT_TYPES
-        and select_num.types == (numbers.Number,)
-        and type(scaler) is preprocessing.StandardScaler
-        and scaler.with_std
-        and scaler.window_size is None
-        and type(select_str) in _SELECT_TYPES
-        and select_str.types == (str,)
-        and type(encoder) is preprocessing.OneHotEncoder
-        and encoder.categories is None
-        and not encoder.drop_zeros
-        and not encoder.drop_first
-    ):
-        return None
-    return scaler, encoder, regression
+    parts = features_parts(union)
+    return None if parts is None else (*parts, regression)
 
 
 def _served(classifier: base.Classifier) -> tuple[base.Classifier, DriftAdaptiveClassifier | None]:
@@ -198,9 +176,8 @@ def vectorisable(classifier: base.Classifier) -> bool:
     return _logreg_parts(_served(classifier)[0]) is not None
 
 
-#: Exact feature value types the matrix takes (strings go through the one-hot encoder; other types, e.g.
-#: numpy scalars from a caller other than the service, take the per-event path).
-_NUMBER_TYPES = frozenset({float, int, bool})
+#: river's pipeline (older checkpoints) and the registry's.
+_PIPELINES = (compose.Pipeline, ScaledPipeline)
 
 
 def _vector_positive(
@@ -240,13 +217,13 @@ def _numeric_groups(rows: Sequence[Features]) -> dict[tuple[str, ...], list[int]
     >>> _numeric_groups([{"a": 1.0, "b": 2}, {"b": 1.0, "a": 2.0}, {"a": "s", "b": 1.0}, {"a": 0.5, "b": 1}])
     {('a', 'b'): [0, 3], ('b', 'a'): [1]}
     """
-    if _NUMBER_TYPES.issuperset(map(type, itertools.chain.from_iterable([x.values() for x in rows]))):
+    if NUMBER_TYPES.issuperset(map(type, itertools.chain.from_iterable([x.values() for x in rows]))):
         shapes = set(map(tuple, rows))
         if len(shapes) == 1:
             return {shapes.pop(): list(range(len(rows)))}
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, x in enumerate(rows):
-        if _NUMBER_TYPES.issuperset(map(type, x.values())):
+        if NUMBER_TYPES.issuperset(map(type, x.values())):
             groups.setdefault(tuple(x), []).append(i)
     return groups
 

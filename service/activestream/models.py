@@ -83,14 +83,123 @@ def _features() -> compose.TransformerUnion:
     return numeric + categorical
 
 
+#: river's selection by type, and ours (the same selection; older checkpoints hold river's).
+_SELECT_TYPES = (compose.SelectType, SelectType)
+
+#: Exact value types that are numbers to both selections and that the scaler takes as they are (the
+#: feature matrix of batch scoring too; strings go through the one-hot encoder, any other type, e.g. a
+#: numpy scalar from a caller other than the service, through river's pipeline).
+NUMBER_TYPES = frozenset({float, int, bool})
+
+
+def features_parts(
+    union: base.Estimator,
+) -> tuple[preprocessing.StandardScaler, preprocessing.OneHotEncoder] | None:
+    """The scaler and the encoder of a features union as ``_features()`` builds it, else ``None``.
+
+    >>> scaler, encoder = features_parts(_features())
+    >>> type(scaler).__name__, type(encoder).__name__
+    ('StandardScaler', 'OneHotEncoder')
+    >>> features_parts(preprocessing.StandardScaler()) is None
+    True
+    """
+    if type(union) is not compose.TransformerUnion or len(union.transformers) != 2:
+        return None
+    branches = [list(t.steps.values()) for t in union.transformers.values() if type(t) is compose.Pipeline]
+    if len(branches) != 2 or any(len(b) != 2 for b in branches):
+        return None
+    (select_num, scaler), (select_str, encoder) = branches
+    if not (
+        type(select_num) in _SELECT_TYPES
+        and select_num.types == (numbers.Number,)
+        and type(scaler) is preprocessing.StandardScaler
+        and scaler.with_std
+        and scaler.window_size is None
+        and type(select_str) in _SELECT_TYPES
+        and select_str.types == (str,)
+        and type(encoder) is preprocessing.OneHotEncoder
+        and encoder.categories is None
+        and not encoder.drop_zeros
+        and not encoder.drop_first
+    ):
+        return None
+    return scaler, encoder
+
+
+class ScaledPipeline(compose.Pipeline):
+    """river's ``Pipeline`` of the features union and a classifier, with numeric events sent straight to
+    the scaler: the same arithmetic in the same order, without river's routing of dicts.
+
+    For an event whose values are all ``float``, ``int`` or ``bool``, while the encoder has seen no string
+    (it emits nothing then), river's pipeline selects a copy of the event for the scaler, selects nothing
+    for the encoder, merges the two outputs and hands the scaled event to the classifier. Only the
+    scaler's and the classifier's own methods change anything; they are called here directly, on the
+    same values in the same order. That routing was most of a learned label's cost: 17.5 µs to learn
+    ten floats, 6.0 to predict, against about 7 and 2 for the calls themselves. Any other event, a
+    changed structure or river's ``learn_during_predict`` go through river's pipeline.
+
+    >>> from river import linear_model
+    >>> ours = ScaledPipeline(_features(), linear_model.LogisticRegression())
+    >>> rivers = compose.Pipeline(_features(), linear_model.LogisticRegression())
+    >>> for x, y in [({"a": 1.0, "b": 2}, True), ({"a": 0.5, "b": 1}, False), ({"a": 3.0, "b": "s"}, True)]:
+    ...     ours.learn_one(x, y); rivers.learn_one(x, y)
+    >>> ours.predict_proba_one({"a": 2.0, "b": 0}) == rivers.predict_proba_one({"a": 2.0, "b": 0})
+    True
+    >>> ours.clone().__class__.__name__
+    'ScaledPipeline'
+    """
+
+    _direct: tuple[preprocessing.StandardScaler, preprocessing.OneHotEncoder, base.Estimator] | None = None
+
+    def _build_plan(self) -> tuple:
+        # river rebuilds its plan whenever the steps change: the direct route is found with it.
+        plan = super()._build_plan()
+        steps = list(self.steps.values())
+        parts = features_parts(steps[0]) if len(steps) == 2 else None
+        self._direct = None if parts is None else (*parts, steps[1])
+        return plan
+
+    def _direct_route(
+        self, x: Features, params: dict
+    ) -> tuple[preprocessing.StandardScaler, base.Estimator] | None:
+        """The scaler and the classifier when ``x`` may skip river's routing, else ``None``."""
+        if self._plan is None:
+            self._build_plan()
+        direct = self._direct
+        if (
+            direct is None
+            or params
+            or self._LEARN_UNSUPERVISED_DURING_PREDICT
+            or direct[1]._zero_dict  # the encoder emits its zeros for every event
+            or not NUMBER_TYPES.issuperset(map(type, x.values()))
+        ):
+            return None
+        return direct[0], direct[2]
+
+    def learn_one(self, x: Features, y: ClassLabel = None, **params) -> None:  # type: ignore[override]
+        route = self._direct_route(x, params)
+        if route is None:
+            return super().learn_one(x, y, **params)
+        scaler, classifier = route
+        scaler.learn_one(x)
+        classifier.learn_one(scaler.transform_one(x), y)
+        return None
+
+    def predict_proba_one(self, x: Features, **params) -> dict[ClassLabel, float]:  # type: ignore[override]
+        route = self._direct_route(x, params)
+        if route is None:
+            return super().predict_proba_one(x, **params)
+        scaler, classifier = route
+        return classifier.predict_proba_one(scaler.transform_one(x))
+
+
 def _logreg(seed: int | None) -> base.Classifier:
-    return _features() | linear_model.LogisticRegression(optimizer=optim.SGD(0.05))
+    return ScaledPipeline(_features(), linear_model.LogisticRegression(optimizer=optim.SGD(0.05)))
 
 
 def _logreg_ovr(seed: int | None) -> base.Classifier:
-    return _features() | multiclass.OneVsRestClassifier(
-        linear_model.LogisticRegression(optimizer=optim.SGD(0.05))
-    )
+    one_vs_rest = multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.SGD(0.05)))
+    return ScaledPipeline(_features(), one_vs_rest)
 
 
 def _hat(seed: int | None) -> base.Classifier:
