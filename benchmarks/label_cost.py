@@ -13,6 +13,11 @@ inside ``Service.run_once``. Each ``--rev`` is checked out in a temporary git wo
 Writes ``benchmarks/results/label_cost.md`` (``--out``). ``--young N`` sets the garbage collector's
 young-generation threshold in every run, e.g. to what ``activestream run`` sets (10,000) for revisions
 that did not set it yet.
+
+With ``--profile``, the working tree runs once more with every request answered under py-spy (1,000
+samples/s, from the hand-built app's virtual environment of ``versus_hand_built.py``, created if missing),
+and the report says where a label's time goes: the loop's on-CPU samples by part of the label path, in µs
+per label learned (each part's share of the samples times the run's CPU per event, times events per label).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +95,105 @@ def run_in(tree: Path, n: int, with_labels: bool, young: int = 0) -> float:
     return json.loads(out.stdout.strip().splitlines()[-1])["cpu_us_per_event"]
 
 
+#: The part of the label path a sample is in: the first rule (checked in order) one of whose marks is among
+#: the sample's frames below ``Feeder._handle_label``; a sample outside it is the events' time.
+LABEL_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("drift arms: learning (river's calls)", ("Arm._learn (", "ActiveArm._learn (", "PassiveArm._learn (")),
+    ("drift arms: predicting the label's event (prequential accuracy)", ("Arm.predict_one (",)),
+    ("drift arms: the rest (accuracy estimates, detector, champion's review)", ("DriftWatch.learn (",)),
+    ("stopping criteria's stability check", ("StoppingMonitor.check_stability (",)),
+    ("pending store and closed requests", ("PendingStore.", "ClosedRequests.")),
+    ("label metrics", ("Metrics.",)),
+    ("parsing the label", ("parse_label (",)),
+)
+OTHER_LABEL = "the rest of handling a label"
+EVENTS = "events (not handling a label)"
+
+
+def label_profile(raw: str) -> dict[str, float]:
+    """Share of the loop's samples (py-spy's raw output, under ``Service.run_once``) by part of the label
+    path.
+
+    >>> loop = "<module> (run.py:1);Service.run_once (service.py:1)"
+    >>> label = loop + ";Feeder._handle_label (feeding.py:1);Trainer.on_label (learning.py:1)"
+    >>> shares = label_profile("\\n".join([
+    ...     label + ";DriftWatch.learn (w.py:1);PassiveArm._learn (arms.py:1);GLM.learn_one (r.py:1) 3",
+    ...     label + ";DriftWatch.learn (w.py:1);Arm.predict_one (arms.py:1) 1",
+    ...     label + ";parse_label (messages.py:1) 1",
+    ...     loop + ";Feeder._handle_events (feeding.py:1) 5",
+    ...     "<module> (run.py:1);make_inputs (s.py:1) 7",
+    ... ]))
+    >>> for part, share in shares.items():
+    ...     if share:
+    ...         print(f"{share:.1f} {part}")
+    0.3 drift arms: learning (river's calls)
+    0.1 drift arms: predicting the label's event (prequential accuracy)
+    0.1 parsing the label
+    0.5 events (not handling a label)
+    """
+    counts: Counter[str] = Counter()
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if not any(f.startswith("Service.run_once (") for f in frames):
+            continue  # start-up, producing the events, answering the requests
+        label = next((i for i, f in enumerate(frames) if f.startswith("Feeder._handle_label (")), None)
+        if label is None:
+            counts[EVENTS] += int(count)
+            continue
+        below = frames[label + 1 :]
+        part = next(
+            (name for name, marks in LABEL_PARTS if any(f.startswith(marks) for f in below)), OTHER_LABEL
+        )
+        counts[part] += int(count)
+    total = sum(counts.values()) or 1
+    return {part: counts[part] / total for part in [*(n for n, _ in LABEL_PARTS), OTHER_LABEL, EVENTS]}
+
+
+def profile_labels(n: int, young: int) -> list[str]:
+    """One more run of the working tree with every request answered, under py-spy: the report's lines."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from versus_hand_built import PEERS_VENV, peers_python
+
+    spy = peers_python(PEERS_VENV).parent / "py-spy"
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "labels.spy"
+        command = [sys.executable, __file__, "--measure", str(n), "labels", str(young)]
+        out = subprocess.run(
+            [str(spy), "record", "--rate", "1000", "--format", "raw", "--output", str(raw), "--", *command],
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(ROOT / "service"), os.environ.get("PYTHONPATH", "")]),
+            },
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        # (py-spy writes its own lines to the same standard output)
+        result = json.loads(next(line for line in out.stdout.splitlines()[::-1] if line.startswith("{")))
+        shares = label_profile(raw.read_text())
+    per_label = result["cpu_us_per_event"] * n / result["requests"]  # µs of the loop per label learned
+    lines = [
+        "",
+        "## Where a label's time goes",
+        "",
+        f"py-spy (1,000 samples/s) on one more run of the working tree with every request answered: "
+        f"{result['cpu_us_per_event']:.1f} µs CPU an event under the profiler, {result['requests']:,} labels "
+        f"learned, {n / result['requests']:.1f} events a label. Each part: its share of the loop's on-CPU "
+        "samples, and that share of the run's CPU in µs per label learned.",
+        "",
+        "| part | share of the loop's samples | µs per label |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {part} | {share:.0%} | {share * per_label:.1f} |"
+        for part, share in shares.items()
+        if part != EVENTS
+    ]
+    lines.append(f"| {EVENTS} | {shares[EVENTS]:.0%} | |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -104,6 +209,11 @@ def main() -> None:
         "`activestream run` sets 10,000: app.YOUNG_GENERATION_THRESHOLD)",
     )
     parser.add_argument("--out", default="label_cost.md", help="file name in benchmarks/results/")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more run with labels under py-spy: where a label's time goes",
+    )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -146,7 +256,7 @@ def main() -> None:
         "# What learning the labels costs the loop",
         "",
         f"Generated by `python benchmarks/label_cost.py {' '.join(f'--rev {r}' for r in args.rev)}"
-        f"{f' --young {args.young}' if args.young else ''}` "
+        f"{f' --young {args.young}' if args.young else ''}{' --profile' if args.profile else ''}` "
         f"({args.repeats} alternating repeats, medians with min–max; {args.events:,} events; protocol in the "
         f"module docstring). Machine: {info['cpu']}, {info['cores']} cores, {info['date']}, load at start "
         f"{info['load average at start (1, 5, 15 min)']}. Garbage collector's young generation: "
@@ -162,6 +272,8 @@ def main() -> None:
         spread = f"{a:.1f} ({min(none):.1f}–{max(none):.1f}) | {b:.1f} ({min(labels):.1f}–{max(labels):.1f})"
         lines.append(f"| {name} | {spread} | {(b - a) * 10:.0f} | {a / b:.0%} |")
     lines += ["", "µs per label: the difference times ten (about one event in ten is asked and answered)."]
+    if args.profile:
+        lines += profile_labels(args.events, args.young or 0)
     out = ROOT / "benchmarks" / "results" / args.out
     out.write_text("\n".join(lines) + "\n")
     print(out)
