@@ -14,10 +14,11 @@ Writes ``benchmarks/results/label_cost.md`` (``--out``). ``--young N`` sets the 
 young-generation threshold in every run, e.g. to what ``activestream run`` sets (10,000) for revisions
 that did not set it yet.
 
-With ``--profile``, the working tree runs once more with every request answered under py-spy (1,000
-samples/s, from the hand-built app's virtual environment of ``versus_hand_built.py``, created if missing),
-and the report says where a label's time goes: the loop's on-CPU samples by part of the label path, in µs
-per label learned (each part's share of the samples times the run's CPU per event, times events per label).
+With ``--profile``, the working tree runs once more with every request answered (over at least
+``PROFILE_EVENTS`` events) under py-spy (1,000 samples/s, from the hand-built app's virtual environment
+of ``versus_hand_built.py``, created if missing), and the report says where a label's time goes: the
+loop's on-CPU samples by part of the label path, in µs per label learned (each part's share of the
+samples times the run's CPU per event, times events per label).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,27 +82,42 @@ def measure(n: int, with_labels: bool) -> dict[str, float]:
     return {"cpu_us_per_event": cpu / n * 1e6, "requests": answered}
 
 
-def run_in(tree: Path, n: int, with_labels: bool, young: int = 0) -> float:
+def measure_in(tree: Path, n: int, with_labels: bool, young: int = 0, prefix: Sequence[str] = ()) -> dict:
+    """``measure`` in a process of its own with ``tree``'s ``service/`` first on its path, run under
+    ``prefix`` (e.g. a profiler's command line) if given."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(tree / "service"), os.environ.get("PYTHONPATH", "")]),
     }
+    labels = "labels" if with_labels else "none"
     out = subprocess.run(
-        [sys.executable, __file__, "--measure", str(n), "labels" if with_labels else "none", str(young)],
+        [*prefix, sys.executable, __file__, "--measure", str(n), labels, str(young)],
         env=env,
         check=True,
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])["cpu_us_per_event"]
+    # The result is the last JSON line (a profiler writes its own lines to the same standard output).
+    return json.loads(next(line for line in out.stdout.splitlines()[::-1] if line.startswith("{")))
 
+
+def run_in(tree: Path, n: int, with_labels: bool, young: int = 0) -> float:
+    return measure_in(tree, n, with_labels, young)["cpu_us_per_event"]
+
+
+#: Events of the profiled run at least: at 1,000 samples/s, 20,000 events give a few hundred samples of the
+#: loop, and a part's share then moves by a few points from run to run.
+PROFILE_EVENTS = 100_000
 
 #: The part of the label path a sample is in: the first rule (checked in order) one of whose marks is among
 #: the sample's frames below ``Feeder._handle_label``; a sample outside it is the events' time.
 LABEL_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("drift arms: learning (river's calls)", ("Arm._learn (", "ActiveArm._learn (", "PassiveArm._learn (")),
+    (
+        "drift arms: learning (river's calls, the active arm's detector)",
+        ("Arm._learn (", "ActiveArm._learn (", "PassiveArm._learn ("),
+    ),
     ("drift arms: predicting the label's event (prequential accuracy)", ("Arm.predict_one (",)),
-    ("drift arms: the rest (accuracy estimates, detector, champion's review)", ("DriftWatch.learn (",)),
+    ("drift arms: the rest (accuracy estimates, champion's review)", ("DriftWatch.learn (",)),
     ("stopping criteria's stability check", ("StoppingMonitor.check_stability (",)),
     ("pending store and closed requests", ("PendingStore.", "ClosedRequests.")),
     ("label metrics", ("Metrics.",)),
@@ -126,7 +143,7 @@ def label_profile(raw: str) -> dict[str, float]:
     >>> for part, share in shares.items():
     ...     if share:
     ...         print(f"{share:.1f} {part}")
-    0.3 drift arms: learning (river's calls)
+    0.3 drift arms: learning (river's calls, the active arm's detector)
     0.1 drift arms: predicting the label's event (prequential accuracy)
     0.1 parsing the label
     0.5 events (not handling a label)
@@ -158,29 +175,18 @@ def profile_labels(n: int, young: int) -> list[str]:
     spy = peers_python(PEERS_VENV).parent / "py-spy"
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "labels.spy"
-        command = [sys.executable, __file__, "--measure", str(n), "labels", str(young)]
-        out = subprocess.run(
-            [str(spy), "record", "--rate", "1000", "--format", "raw", "--output", str(raw), "--", *command],
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join([str(ROOT / "service"), os.environ.get("PYTHONPATH", "")]),
-            },
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        # (py-spy writes its own lines to the same standard output)
-        result = json.loads(next(line for line in out.stdout.splitlines()[::-1] if line.startswith("{")))
+        spying = [str(spy), "record", "--rate", "1000", "--format", "raw", "--output", str(raw), "--"]
+        result = measure_in(ROOT, n, True, young, prefix=spying)
         shares = label_profile(raw.read_text())
     per_label = result["cpu_us_per_event"] * n / result["requests"]  # µs of the loop per label learned
     lines = [
         "",
         "## Where a label's time goes",
         "",
-        f"py-spy (1,000 samples/s) on one more run of the working tree with every request answered: "
-        f"{result['cpu_us_per_event']:.1f} µs CPU an event under the profiler, {result['requests']:,} labels "
-        f"learned, {n / result['requests']:.1f} events a label. Each part: its share of the loop's on-CPU "
-        "samples, and that share of the run's CPU in µs per label learned.",
+        f"py-spy (1,000 samples/s) on one more run of the working tree with every request answered, over "
+        f"{n:,} events: {result['cpu_us_per_event']:.1f} µs CPU an event under the profiler, "
+        f"{result['requests']:,} labels learned, {n / result['requests']:.1f} events a label. Each part: "
+        "its share of the loop's on-CPU samples, and that share of the run's CPU in µs per label learned.",
         "",
         "| part | share of the loop's samples | µs per label |",
         "|---|---|---|",
@@ -273,7 +279,7 @@ def main() -> None:
         lines.append(f"| {name} | {spread} | {(b - a) * 10:.0f} | {a / b:.0%} |")
     lines += ["", "µs per label: the difference times ten (about one event in ten is asked and answered)."]
     if args.profile:
-        lines += profile_labels(args.events, args.young or 0)
+        lines += profile_labels(max(args.events, PROFILE_EVENTS), args.young or 0)
     out = ROOT / "benchmarks" / "results" / args.out
     out.write_text("\n".join(lines) + "\n")
     print(out)

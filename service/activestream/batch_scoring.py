@@ -345,11 +345,11 @@ def decide_batch(
     ``after_each(score)`` runs after each decision, before the next one (e.g. the drift watch's
     label-free signal, when an alarm may boost the policy); without it the policy decides the whole run at
     once (``Policy.decide_many``), and ``after_run(score)`` then runs for each decided score, in order (one
-    hook or the other: both would observe each score twice). A
-    row that cannot be scored gives its exception and does not reach the policy, as with ``decide``. With
-    ``verdicts_for_discards`` a discard gives the policy's ``Verdict`` (its ask, threshold and reason)
-    instead of a ``Decision``, whose prediction and probabilities a caller that audits no discard never
-    reads: most events, spared two objects each.
+    hook or the other: both would observe each score twice). A row that cannot be scored gives its
+    exception and does not reach the policy, as with ``decide``. With ``verdicts_for_discards`` a discard
+    gives the policy's ``Verdict`` (its ask, threshold and reason) instead of a ``Decision``, whose
+    prediction and probabilities a caller that audits no discard never reads: most events, spared two
+    objects each.
     """
     if after_each is not None and after_run is not None:
         raise ValueError("decide_batch takes after_each or after_run, not both")

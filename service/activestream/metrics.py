@@ -243,7 +243,6 @@ class Metrics:
         self._ipw_correct = 0.0
         self._ipw_weight = 0.0
         self._ipw_judged = 0
-        self._label_classes: set[str] = set()
         self._class_series: dict[str, Counter] = {}  # each class's child of ASKED_LABELS, once looked up
         self._lag_partitions: set[TopicPartition] = set()
         self._annotator_series: set[str] = set()
@@ -340,20 +339,13 @@ class Metrics:
     def learned(self, label: object, delay_s: float) -> None:
         """A label was learned ``delay_s`` after it was asked."""
         self._histograms[Metric.LABEL_DELAY].observe(delay_s)
-        text = self._class_label(label)
+        text = str(label)[:_MAX_LABEL_CHARS]
         series = self._class_series.get(text)
         if series is None:  # (``labels`` looks the child up under a lock: a third of a label's metrics)
+            if len(self._class_series) >= MAX_LABEL_CLASSES:  # bounded: the classes past it are "other"
+                text = "other"
             series = self._class_series[text] = self._counters[Metric.ASKED_LABELS].labels(label=text)
         series.inc()
-
-    def _class_label(self, label: object) -> str:
-        text = str(label)[:_MAX_LABEL_CHARS]
-        if text in self._label_classes:
-            return text
-        if len(self._label_classes) < MAX_LABEL_CLASSES:
-            self._label_classes.add(text)
-            return text
-        return "other"
 
     def judged(self, correct: bool) -> None:
         """One prediction of the unbiased (random) sample was checked against its label."""

@@ -49,9 +49,9 @@ def test_samples_fall_in_the_part_of_the_label_path_they_are_in(bench):
         )
     )
     assert {part: round(share * 100) for part, share in shares.items()} == {
-        "drift arms: learning (river's calls)": 20,
+        "drift arms: learning (river's calls, the active arm's detector)": 20,
         "drift arms: predicting the label's event (prequential accuracy)": 10,
-        "drift arms: the rest (accuracy estimates, detector, champion's review)": 5,
+        "drift arms: the rest (accuracy estimates, champion's review)": 5,
         "stopping criteria's stability check": 10,
         "pending store and closed requests": 5,
         "label metrics": 5,
